@@ -1,0 +1,1 @@
+"""wifi-export: analytiks WiFi footfall export into Athena-ready S3 partitions."""

@@ -1,0 +1,49 @@
+"""The row schema of the Athena table (DESIGN §3): the one source of truth.
+
+The writer (rows.py), the Glue table in template.yaml (kept equal by
+tests/template) and the demo's queries all derive from these tuples.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# API metric name -> column name, in column order. Every one is a bigint that is
+# null (omitted from the JSON line) when the API did not report it.
+METRIC_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("visits", "visits"),
+    ("dwellTime", "dwell_time_ms"),
+    ("bounces", "bounces"),
+    ("allVisits", "all_visits"),
+    ("walkBys", "walk_bys"),
+    ("newVisitors", "new_visitors"),
+    ("returningVisitors", "returning_visitors"),
+    ("under15Mins", "under_15_mins"),
+    ("from15To30Mins", "from_15_to_30_mins"),
+    ("from30To45Mins", "from_30_to_45_mins"),
+    ("from45To60Mins", "from_45_to_60_mins"),
+    ("over60Mins", "over_60_mins"),
+)
+
+KNOWN_METRICS: Final[frozenset[str]] = frozenset(api for api, _ in METRIC_COLUMNS)
+
+# (column, Athena/Glue type) in table order. Partition keys are separate.
+COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("location_id", "bigint"),
+    ("reference_number", "string"),
+    ("zone_id", "string"),
+    ("ts", "timestamp"),
+    ("time_basis", "string"),
+    *((column, "bigint") for _, column in METRIC_COLUMNS),
+    ("extra", "map<string,bigint>"),
+    ("run_id", "string"),
+)
+
+# brand_id is both a column of DESIGN §3 and a partition key: in Glue it is
+# declared once, as a partition key (Athena exposes it as a column).
+PARTITION_KEYS: Final[tuple[tuple[str, str], ...]] = (
+    ("brand_id", "bigint"),
+    ("dt", "date"),
+)
+
+TS_FORMAT: Final[str] = "%Y-%m-%d %H:%M:%S"

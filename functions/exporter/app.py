@@ -1,0 +1,46 @@
+"""Lambda entry point: wires Powertools and routes the event; the work lives in `exporter`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from exporter import requests, wiring
+from exporter.errors import InvalidEvent
+from exporter.observability import logger, metrics, tracer
+from exporter.service import utc_now
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    service = wiring.service()
+    remaining = context.get_remaining_time_in_millis
+    try:
+        kind = requests.classify(event)
+        if kind == "sqs":
+            processor = BatchProcessor(
+                event_type=EventType.SQS, raise_on_entire_batch_failure=False
+            )
+
+            def record_handler(record: SQSRecord) -> None:
+                receive_count = int(record.attributes.approximate_receive_count or 1)
+                service.continue_task(record.body, receive_count, remaining)
+
+            return dict(process_partial_response(event, record_handler, processor, context))
+        now = utc_now()
+        if kind == "scheduled":
+            request = requests.parse_scheduled(event, service.settings, now, context.aws_request_id)
+        else:
+            request = requests.parse_on_demand(event, service.settings, now, context.aws_request_id)
+    except InvalidEvent as exc:
+        logger.error("invalid event", extra={"error": str(exc)})
+        return {"error": "InvalidEvent", "message": str(exc)}
+    return service.start(request, remaining)

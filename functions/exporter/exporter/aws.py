@@ -1,0 +1,184 @@
+"""boto3 adapters for the ports. The only module of the package that imports boto3.
+
+Clients are created lazily and once per process: boto3's import and client
+construction dominate a cold start, and every AWS endpoint honours
+AWS_ENDPOINT_URL so the same code talks to moto or a local emulator.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from exporter.api_client import Credentials
+from exporter.codec import JSONDecodeError, loads
+from exporter.errors import ConfigError, PermanentError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
+
+_DELETE_BATCH = 1000
+_SEND_BATCH = 10
+
+
+@functools.cache
+def _session() -> Any:
+    import boto3  # noqa: PLC0415 -- deferred: the largest import of a cold start
+
+    return boto3.session.Session()
+
+
+def _config() -> Any:
+    from botocore.config import Config  # noqa: PLC0415
+
+    return Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=16)
+
+
+@functools.cache
+def s3_client() -> S3Client:
+    client: S3Client = _session().client("s3", config=_config())
+    return client
+
+
+@functools.cache
+def sns_client() -> SNSClient:
+    client: SNSClient = _session().client("sns", config=_config())
+    return client
+
+
+@functools.cache
+def sqs_client() -> SQSClient:
+    client: SQSClient = _session().client("sqs", config=_config())
+    return client
+
+
+def _is_precondition_failed(exc: Exception) -> bool:
+    response = getattr(exc, "response", None) or {}
+    code = response.get("Error", {}).get("Code")
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    # 409 ConditionalRequestConflict: another conditional write to the key is in flight.
+    return code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412)
+
+
+class S3Store:
+    def __init__(self, bucket: str, client: S3Client | None = None) -> None:
+        self.bucket = bucket
+        self._client = client or s3_client()
+
+    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
+        self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+
+    def put_if_absent(self, key: str, body: bytes, content_type: str = "application/json") -> bool:
+        from botocore.exceptions import ClientError  # noqa: PLC0415
+
+        try:
+            self._client.put_object(
+                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*"
+            )
+        except ClientError as exc:
+            if _is_precondition_failed(exc):
+                return False
+            raise
+        return True
+
+    def get(self, key: str) -> bytes | None:
+        from botocore.exceptions import ClientError  # noqa: PLC0415
+
+        try:
+            return self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError  # noqa: PLC0415
+
+        try:
+            self._client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return False
+            raise
+        return True
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"]
+
+    def copy(self, source_key: str, target_key: str) -> None:
+        self._client.copy_object(
+            Bucket=self.bucket,
+            Key=target_key,
+            CopySource={"Bucket": self.bucket, "Key": source_key},
+            MetadataDirective="COPY",
+        )
+
+    def delete(self, keys: Sequence[str]) -> None:
+        for start in range(0, len(keys), _DELETE_BATCH):
+            batch = keys[start : start + _DELETE_BATCH]
+            answer = self._client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
+            )
+            if answer.get("Errors"):
+                first = answer["Errors"][0]
+                raise RuntimeError(f"S3 delete failed for {first.get('Key')}: {first.get('Code')}")
+
+
+class SnsPublisher:
+    def __init__(self, topic_arn: str, client: SNSClient | None = None) -> None:
+        self.topic_arn = topic_arn
+        self._client = client or sns_client()
+
+    def publish(self, subject: str, message: str, attributes: dict[str, str]) -> None:
+        self._client.publish(
+            TopicArn=self.topic_arn,
+            Subject=subject[:100],  # SNS rejects longer subjects
+            Message=message,
+            MessageAttributes={
+                name: {"DataType": "String", "StringValue": value}
+                for name, value in attributes.items()
+            },
+        )
+
+
+class SqsQueue:
+    def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
+        self.queue_url = queue_url
+        self._client = client or sqs_client()
+
+    def send(self, bodies: Sequence[str]) -> None:
+        for start in range(0, len(bodies), _SEND_BATCH):
+            batch = bodies[start : start + _SEND_BATCH]
+            answer = self._client.send_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(n), "MessageBody": body} for n, body in enumerate(batch)],
+            )
+            if answer.get("Failed"):
+                first = answer["Failed"][0]
+                raise RuntimeError(f"SQS send failed: {first.get('Code')} {first.get('Message')}")
+
+
+def read_credentials(secret_id: str) -> Credentials:
+    """Client credentials from Secrets Manager, cached by Powertools across warm invocations."""
+    from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
+
+    raw = parameters.get_secret(secret_id, max_age=300)
+    try:
+        value = loads(raw.encode() if isinstance(raw, str) else raw)
+    except JSONDecodeError:
+        raise ConfigError(f"SECRET_ID: secret {secret_id!r} is not JSON") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"SECRET_ID: secret {secret_id!r} is not a JSON object")
+    client_id, client_secret = value.get("client_id"), value.get("client_secret")
+    if not isinstance(client_id, str) or not isinstance(client_secret, str):
+        raise PermanentError(
+            f"SECRET_ID: secret {secret_id!r} needs string fields client_id and client_secret"
+        )
+    return Credentials(client_id, client_secret)

@@ -1,0 +1,232 @@
+"""A lab per test: moto (in-process mock_aws), the fake analytiks API over real
+HTTP, the deployment's resources, and the Lambda handler invoked the way the
+service would invoke it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from local.fake_analytiks import FakeAnalytiks, expected_rows
+from local.harness import DrainReport, FakeContext, drain, export_table
+
+CLIENT_SECRET = "s3cr3t-Sh0uld-N3ver-Leak-7f1d"  # noqa: S105 -- a test credential we hunt for in output
+REGION = "us-east-1"
+
+
+@dataclass
+class Lab:
+    api: FakeAnalytiks
+    s3: Any
+    sqs: Any
+    sns: Any
+    bucket: str
+    queue_url: str
+    dlq_url: str
+    topic_arn: str
+    inbox_url: str
+    monkeypatch: pytest.MonkeyPatch
+    tmp: Path
+    env: dict[str, str] = field(default_factory=dict)
+    _inbox: list[dict[str, Any]] = field(default_factory=list)
+
+    def configure(self, **overrides: str) -> None:
+        from exporter import wiring  # noqa: PLC0415
+
+        env = {**self.env, **overrides}
+        for name, value in env.items():
+            self.monkeypatch.setenv(name, value)
+        self.env = env
+        wiring.settings.cache_clear()
+        wiring.service.cache_clear()
+
+    def invoke(self, event: dict[str, Any], budget_ms: int = 600_000) -> Any:
+        import app  # noqa: PLC0415
+
+        return app.handler(event, FakeContext(budget_ms))
+
+    def drain(self, budget_ms: int = 600_000, **kwargs: Any) -> DrainReport:
+        import app  # noqa: PLC0415
+
+        return drain(app.handler, self.sqs, self.queue_url, budget_ms=budget_ms, **kwargs)
+
+    def run(self, event: dict[str, Any], budget_ms: int = 600_000, **kwargs: Any) -> Any:
+        """Invoke, then let the queue finish the work; returns the invocation's response."""
+        response = self.invoke(event, budget_ms)
+        self.drain(budget_ms, **kwargs)
+        return response
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """Every SNS notification so far (bodies parsed, attributes flattened)."""
+        while True:
+            got = self.sqs.receive_message(QueueUrl=self.inbox_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not got:
+                break
+            for message in got:
+                envelope = json.loads(message["Body"])
+                self._inbox.append(
+                    {
+                        "subject": envelope.get("Subject"),
+                        "body": json.loads(envelope["Message"]),
+                        "attributes": {
+                            k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()
+                        },
+                    }
+                )
+                self.sqs.delete_message(QueueUrl=self.inbox_url, ReceiptHandle=message["ReceiptHandle"])
+        return list(self._inbox)
+
+    def keys(self, prefix: str = "") -> list[str]:
+        out: list[str] = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            out.extend(item["Key"] for item in page.get("Contents", []))
+        return out
+
+    def table(self) -> Any:
+        """A DuckDB connection with a `metrics` view over the table as it is now."""
+        dest = self.tmp / f"table-{len(list(self.tmp.iterdir()))}"
+        return export_table(self.s3, self.bucket, self.env["DATA_PREFIX"], dest)
+
+    def rows(self, brand_id: int | None = None) -> dict[tuple[int, str], dict[str, Any]]:
+        """Table rows keyed by (location_id, ts); fails on a duplicate key."""
+        con = self.table()
+        where = f"WHERE brand_id = {int(brand_id)}" if brand_id is not None else ""
+        cursor = con.execute(f"SELECT *, strftime(ts, '%Y-%m-%d %H:%M:%S') AS ts_text FROM metrics {where}")
+        names = [d[0] for d in cursor.description]
+        out: dict[tuple[int, str], dict[str, Any]] = {}
+        for values in cursor.fetchall():
+            row = dict(zip(names, values, strict=True))
+            key = (row["location_id"], row["ts_text"])
+            assert key not in out, f"duplicate row {key}"
+            out[key] = row
+        return out
+
+
+def expected(
+    api: FakeAnalytiks,
+    brand_id: int,
+    first: date,
+    last: date,
+    basis: str,
+    **kwargs: Any,
+) -> dict[tuple[int, str], dict[str, int]]:
+    suffix = "Z" if basis == "utc" else ""
+    count = api.brands[brand_id]
+    return {
+        (row.location_id, row.ts): row.values
+        for row in expected_rows(
+            brand_id,
+            count,
+            f"{first}T00:00:00.000{suffix}",
+            f"{last}T23:59:59.999{suffix}",
+            **kwargs,
+        )
+    }
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in {
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_SERVICE_NAME": "wifi-export",
+        "POWERTOOLS_METRICS_NAMESPACE": "WifiExport",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def make_lab(
+    aws: None,
+    make_fake_api: Callable[..., FakeAnalytiks],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Callable[..., Lab]:
+    from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
+
+    from exporter.api_client import forget_tokens  # noqa: PLC0415
+
+    parameters.clear_caches()
+    forget_tokens()
+
+    def make(**api_kwargs: Any) -> Lab:
+        api_kwargs.setdefault("clients", {"demo-client": (CLIENT_SECRET, None)})
+        api = make_fake_api(**api_kwargs)
+        s3 = boto3.client("s3", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        sns = boto3.client("sns", region_name=REGION)
+        secrets = boto3.client("secretsmanager", region_name=REGION)
+        bucket = "wifi-export-test-bucket"
+        s3.create_bucket(Bucket=bucket)
+        dlq_url = sqs.create_queue(QueueName="wifi-export-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        queue_url = sqs.create_queue(
+            QueueName="wifi-export-checkpoints",
+            Attributes={
+                "VisibilityTimeout": "60",
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
+            },
+        )["QueueUrl"]
+        topic_arn = sns.create_topic(Name="wifi-export-runs")["TopicArn"]
+        inbox_url = sqs.create_queue(QueueName="wifi-export-inbox")["QueueUrl"]
+        inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=inbox_arn)
+        secrets.create_secret(
+            Name="wifi-export/analytiks",
+            SecretString=json.dumps({"client_id": "demo-client", "client_secret": CLIENT_SECRET}),
+        )
+        lab = Lab(
+            api=api,
+            s3=s3,
+            sqs=sqs,
+            sns=sns,
+            bucket=bucket,
+            queue_url=queue_url,
+            dlq_url=dlq_url,
+            topic_arn=topic_arn,
+            inbox_url=inbox_url,
+            monkeypatch=monkeypatch,
+            tmp=tmp_path,
+        )
+        lab.configure(
+            SECRET_ID="wifi-export/analytiks",
+            BUCKET_NAME=bucket,
+            TOPIC_ARN=topic_arn,
+            QUEUE_URL=queue_url,
+            DATA_PREFIX="wifi/metrics",
+            STATE_PREFIX="wifi/_exports",
+            API_URL=api.url,
+            TOKEN_URL=api.token_url,
+            TIME_SAFETY_MARGIN_MS="2000",
+            BRAND_IDS="1234",
+        )
+        return lab
+
+    return make
+
+
+@pytest.fixture
+def lab(make_lab: Callable[..., Lab]) -> Lab:
+    return make_lab(brands={1234: 120, 777: 3}, page_size=50)

@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from exporter import requests, wiring
 from exporter.errors import InvalidEvent
 from exporter.observability import logger, metrics, tracer
+from exporter.runs import Invocation
 from exporter.service import utc_now
 
 
@@ -23,6 +24,7 @@ from exporter.service import utc_now
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     service = wiring.service()
     remaining = context.get_remaining_time_in_millis
+    request_inv = Invocation(context.aws_request_id, remaining)
     try:
         kind = requests.classify(event)
         if kind == "sqs":
@@ -32,7 +34,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
             def record_handler(record: SQSRecord) -> None:
                 receive_count = int(record.attributes.approximate_receive_count or 1)
-                service.continue_task(record.body, receive_count, remaining)
+                service.continue_task(
+                    record.body, receive_count, Invocation(record.message_id, remaining)
+                )
 
             return dict(process_partial_response(event, record_handler, processor, context))
         now = utc_now()
@@ -43,4 +47,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except InvalidEvent as exc:
         logger.error("invalid event", extra={"error": str(exc)})
         return {"error": "InvalidEvent", "message": str(exc)}
-    return service.start(request, remaining)
+    return service.start(request, request_inv)

@@ -18,7 +18,7 @@ from moto import mock_aws
 from local.fake_analytiks import FakeAnalytiks, expected_rows
 from local.harness import DrainReport, FakeContext, drain, export_table
 
-CLIENT_SECRET = "s3cr3t-Sh0uld-N3ver-Leak-7f1d"  # noqa: S105 -- a test credential we hunt for in output
+CLIENT_SECRET = "s3cr3t-Sh0uld-N3ver-Leak-7f1d"
 REGION = "us-east-1"
 
 
@@ -83,12 +83,16 @@ class Lab:
                         },
                     }
                 )
-                self.sqs.delete_message(QueueUrl=self.inbox_url, ReceiptHandle=message["ReceiptHandle"])
+                self.sqs.delete_message(
+                    QueueUrl=self.inbox_url, ReceiptHandle=message["ReceiptHandle"]
+                )
         return list(self._inbox)
 
-    def keys(self, prefix: str = "") -> list[str]:
+    def list_keys(self, prefix: str = "") -> list[str]:
         out: list[str] = []
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+        for page in self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        ):
             out.extend(item["Key"] for item in page.get("Contents", []))
         return out
 
@@ -100,8 +104,11 @@ class Lab:
     def rows(self, brand_id: int | None = None) -> dict[tuple[int, str], dict[str, Any]]:
         """Table rows keyed by (location_id, ts); fails on a duplicate key."""
         con = self.table()
-        where = f"WHERE brand_id = {int(brand_id)}" if brand_id is not None else ""
-        cursor = con.execute(f"SELECT *, strftime(ts, '%Y-%m-%d %H:%M:%S') AS ts_text FROM metrics {where}")
+        cursor = con.execute(
+            "SELECT *, strftime(ts, '%Y-%m-%d %H:%M:%S') AS ts_text FROM metrics "
+            "WHERE ? IS NULL OR brand_id = ?",
+            [brand_id, brand_id],
+        )
         names = [d[0] for d in cursor.description]
         out: dict[tuple[int, str], dict[str, Any]] = {}
         for values in cursor.fetchall():
@@ -161,14 +168,14 @@ def make_lab(
     tmp_path: Path,
 ) -> Callable[..., Lab]:
     from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
-
     from exporter.api_client import forget_tokens  # noqa: PLC0415
 
     parameters.clear_caches()
     forget_tokens()
 
     def make(**api_kwargs: Any) -> Lab:
-        api_kwargs.setdefault("clients", {"demo-client": (CLIENT_SECRET, None)})
+        allowed = api_kwargs.pop("allowed_brands", None)
+        api_kwargs.setdefault("clients", {"demo-client": (CLIENT_SECRET, allowed)})
         api = make_fake_api(**api_kwargs)
         s3 = boto3.client("s3", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
@@ -184,7 +191,9 @@ def make_lab(
             QueueName="wifi-export-checkpoints",
             Attributes={
                 "VisibilityTimeout": "60",
-                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "10"}
+                ),
             },
         )["QueueUrl"]
         topic_arn = sns.create_topic(Name="wifi-export-runs")["TopicArn"]

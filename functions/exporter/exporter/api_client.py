@@ -45,9 +45,10 @@ class RetryPolicy:
 class CallStats:
     """What the API cost: reported in step records, the manifest and the notification."""
 
-    calls: int = 0
+    calls: int = 0  # data requests sent, retries included
     retries: int = 0
-    token_fetches: int = 0
+    token_calls: int = 0  # token endpoint requests sent
+    token_fetches: int = 0  # tokens obtained
 
 
 @dataclass(slots=True)
@@ -190,7 +191,10 @@ class AnalytiksClient:
                 connect=policy.connect_timeout_s,
                 read=max(1.0, min(policy.read_timeout_s, left - policy.connect_timeout_s)),
             )
-            self.stats.calls += 1
+            if url == self._token_url:
+                self.stats.token_calls += 1
+            else:
+                self.stats.calls += 1
             try:
                 response = self._http.request(
                     "POST", url, body=body, headers=headers, timeout=timeout, retries=False

@@ -26,7 +26,7 @@ from exporter import codec, notify
 from exporter.api_client import CallStats
 from exporter.codec import GzipWriter
 from exporter.config import Settings
-from exporter.errors import MalformedResponse, PermanentError
+from exporter.errors import MalformedResponse, PermanentError, TransientError
 from exporter.observability import MetricUnit, logger, metrics
 from exporter.planning import days_of, request_range, split_windows
 from exporter.ports import ObjectStore, Publisher, TaskQueue
@@ -45,6 +45,19 @@ from exporter.state import (
 )
 
 RemainingMs = Callable[[], int]
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """Who is working, and for how long it may.
+
+    `holder` identifies the unit of work across retries: the SQS message id
+    (the same on every redelivery) or the Lambda request id (the same on
+    Lambda's own retries of an asynchronous invocation).
+    """
+
+    holder: str
+    remaining_ms: RemainingMs
 
 
 class PageSource(Protocol):
@@ -140,7 +153,7 @@ class Exporter:
 
     # -- one step of one window ------------------------------------------------
 
-    def run_task(self, task: Task, remaining_ms: RemainingMs) -> None:
+    def run_task(self, task: Task, inv: Invocation) -> None:
         """Do one step of a window; raises on transient trouble, PermanentError on the rest."""
         plan = self._plan(task.run_id)
         if task.brand_id != plan.brand_id or task.window >= len(plan.windows):
@@ -148,7 +161,7 @@ class Exporter:
         keys = self.keys(plan.run_id, plan.brand_id)
         if self.store.exists(keys.failed):
             # Another window failed the run; make sure it was reported, then stop.
-            self.finish(plan, remaining_ms)
+            self.finish(plan, inv)
             return
         existing = self.store.get(keys.step(task.window, task.step))
         if existing is not None:
@@ -158,15 +171,13 @@ class Exporter:
                 extra={"run_id": plan.run_id, "window": task.window, "step": task.step},
             )
         else:
-            walked = self._walk(plan, keys, task, remaining_ms)
+            walked = self._walk(plan, keys, task, inv)
             if walked is None:
                 return
             record = walked
-        self._follow_up(plan, keys, task, record, remaining_ms)
+        self._follow_up(plan, keys, task, record, inv)
 
-    def _walk(
-        self, plan: RunPlan, keys: RunKeys, task: Task, remaining_ms: RemainingMs
-    ) -> StepRecord | None:
+    def _walk(self, plan: RunPlan, keys: RunKeys, task: Task, inv: Invocation) -> StepRecord | None:
         window = plan.windows[task.window]
         start, end = request_range(window, plan.basis)
         shaper = RowShaper(plan.run_id, plan.basis, days_of(window.first_day, window.last_day))
@@ -178,7 +189,7 @@ class Exporter:
         seen: set[str | None] = {cursor}
 
         def remaining_s() -> float:
-            return remaining_ms() / 1000.0
+            return inv.remaining_ms() / 1000.0
 
         while True:
             data, next_cursor = api.fetch_v3(plan.brand_id, start, end, cursor, remaining_s)
@@ -198,7 +209,7 @@ class Exporter:
             cursor = next_cursor
             # Always make progress (one page at least), then stop while there is
             # still time to flush and hand over to the next invocation.
-            if remaining_ms() < margin:
+            if inv.remaining_ms() < margin:
                 break
         totals.api_calls = api.stats.calls
         totals.retries = api.stats.retries
@@ -250,7 +261,7 @@ class Exporter:
         keys: RunKeys,
         task: Task,
         record: StepRecord,
-        remaining_ms: RemainingMs,
+        inv: Invocation,
     ) -> None:
         window_totals = Totals(**asdict(task.totals))
         window_totals.add(record.totals)
@@ -283,11 +294,11 @@ class Exporter:
                 {"window": task.window, "steps": task.step + 1, "totals": asdict(window_totals)}
             ),
         )
-        self.finish(plan, remaining_ms)
+        self.finish(plan, inv)
 
     # -- completion --------------------------------------------------------
 
-    def finish(self, plan: RunPlan, remaining_ms: RemainingMs) -> None:
+    def finish(self, plan: RunPlan, inv: Invocation) -> None:
         """Commit and/or notify if the run is over; a no-op while windows are still open."""
         keys = self.keys(plan.run_id, plan.brand_id)
         if self.store.exists(keys.notified):
@@ -298,7 +309,9 @@ class Exporter:
             if done < len(plan.windows):
                 self._write_status(plan, state="running")
                 return
-        if not self._take_lease(keys, remaining_ms):
+        if not self._take_lease(keys, inv):
+            # Another unit of work is finishing the run; if it dies, its own
+            # redelivery takes the lease over once the lease has expired.
             return
         if self.store.exists(keys.notified):
             return
@@ -322,15 +335,14 @@ class Exporter:
             )
         self.store.put_if_absent(keys.notified, codec.dumps({"at": _now_iso()}))
 
-    def fail(self, run_id: str, error: str, remaining_ms: RemainingMs) -> None:
+    def fail(self, run_id: str, error: str, inv: Invocation) -> None:
         """Mark the run failed (first reason wins) and send its one failure notification."""
         plan = self._plan(run_id)
         keys = self.keys(plan.run_id, plan.brand_id)
-        if self.store.exists(keys.committed):
-            # Everything was already committed; a late error cannot undo that.
-            logger.warning("error after commit ignored", extra={"run_id": run_id, "error": error})
-            self.finish(plan, remaining_ms)
-            return
+        if next(iter(self.store.list_keys(keys.lease_prefix)), None) is not None:
+            # Finishing has begun (partitions may be half replaced): the run can
+            # only go forward. Keep the work alive; the DLQ alarm covers the worst.
+            raise TransientError(f"run {run_id} is being committed; not failing it: {error}")
         first = self.store.put_if_absent(
             keys.failed, codec.dumps({"error": error, "at": _now_iso()})
         )
@@ -338,20 +350,27 @@ class Exporter:
             "run failed" if first else "run already failed",
             extra={"run_id": run_id, "error": error},
         )
-        self.finish(plan, remaining_ms)
+        self.finish(plan, inv)
 
-    def _take_lease(self, keys: RunKeys, remaining_ms: RemainingMs) -> bool:
+    def _take_lease(self, keys: RunKeys, inv: Invocation) -> bool:
         now = self._clock().timestamp()
         leases = sorted(self.store.list_keys(keys.lease_prefix))
         number = 0
         if leases:
             raw = self.store.get(leases[-1])
-            holder = codec.loads(raw) if raw else {"expiresAt": 0}
+            holder: dict[str, Any] = codec.loads(raw) if raw else {"expiresAt": 0, "holder": ""}
             if holder["expiresAt"] > now:
+                if holder["holder"] == inv.holder:
+                    # Our own earlier attempt died holding it: come back when it expires.
+                    raise TransientError(
+                        f"run {keys.run_id}: an earlier attempt of this message holds the "
+                        "commit lease; retrying after it expires"
+                    )
                 return False
             number = int(leases[-1].rsplit("-", 1)[-1].split(".")[0]) + 1
-        expires = now + remaining_ms() / 1000.0
-        return self.store.put_if_absent(keys.lease(number), codec.dumps({"expiresAt": expires}))
+        expires = now + inv.remaining_ms() / 1000.0
+        lease = codec.dumps({"holder": inv.holder, "expiresAt": expires})
+        return self.store.put_if_absent(keys.lease(number), lease)
 
     def _commit(self, plan: RunPlan, keys: RunKeys) -> dict[str, Any]:
         if self.store.exists(keys.committed):

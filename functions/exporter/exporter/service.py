@@ -8,7 +8,7 @@ from typing import Any
 from exporter.errors import InvalidEvent, PermanentError
 from exporter.observability import MetricUnit, logger, metrics
 from exporter.requests import RunRequest
-from exporter.runs import Exporter, RemainingMs
+from exporter.runs import Exporter, Invocation
 from exporter.state import InvalidTask, Task
 
 
@@ -17,7 +17,7 @@ class Service:
         self.exporter = exporter
         self.settings = exporter.settings
 
-    def start(self, request: RunRequest, remaining_ms: RemainingMs) -> dict[str, Any]:
+    def start(self, request: RunRequest, inv: Invocation) -> dict[str, Any]:
         """Plan the runs and fan their windows out.
 
         A scheduled run works on its first window right here: the nightly
@@ -33,7 +33,7 @@ class Service:
             self.exporter.enqueue_windows(run.plan, skip=frozenset({0}) if inline else frozenset())
         if inline:
             for run in started:
-                self._run_inline(Task(run.run_id, run.plan.brand_id, 0, 0, None), remaining_ms)
+                self._run_inline(Task(run.run_id, run.plan.brand_id, 0, 0, None), inv)
         metrics.add_metric(name="RunsStarted", unit=MetricUnit.Count, value=len(started))
         return {
             "runs": [
@@ -57,15 +57,15 @@ class Service:
             ]
         }
 
-    def _run_inline(self, task: Task, remaining_ms: RemainingMs) -> None:
+    def _run_inline(self, task: Task, inv: Invocation) -> None:
         # Too little time left to do a page and hand over: let the queue do it.
-        if remaining_ms() < 2 * self.settings.time_safety_margin_ms:
+        if inv.remaining_ms() < 2 * self.settings.time_safety_margin_ms:
             self._enqueue(task)
             return
         try:
-            self.exporter.run_task(task, remaining_ms)
+            self.exporter.run_task(task, inv)
         except PermanentError as exc:
-            self.exporter.fail(task.run_id, str(exc), remaining_ms)
+            self.exporter.fail(task.run_id, str(exc), inv)
         except Exception as exc:  # transient: retried through the queue, with its DLQ
             logger.warning(
                 "inline window failed transiently; handing it to the queue",
@@ -78,7 +78,7 @@ class Service:
         self.exporter.queue.send([task.to_body()])
         self.exporter.store.put_if_absent(keys.enqueued(task.window, task.step), b"{}")
 
-    def continue_task(self, body: str, receive_count: int, remaining_ms: RemainingMs) -> None:
+    def continue_task(self, body: str, receive_count: int, inv: Invocation) -> None:
         """One SQS record. Raising means "redeliver"; returning means "done with it"."""
         try:
             task = Task.from_body(body)
@@ -86,11 +86,11 @@ class Service:
             self._reject(str(exc))
             return
         try:
-            self.exporter.run_task(task, remaining_ms)
+            self.exporter.run_task(task, inv)
         except InvalidTask as exc:
             self._reject(str(exc))
         except PermanentError as exc:
-            self.exporter.fail(task.run_id, str(exc), remaining_ms)
+            self.exporter.fail(task.run_id, str(exc), inv)
         except Exception as exc:
             # Transient: SQS redelivers after the visibility timeout. On the last
             # delivery before the DLQ, fail the run instead of going silent.
@@ -98,7 +98,7 @@ class Service:
                 self.exporter.fail(
                     task.run_id,
                     f"gave up after {receive_count} deliveries: {type(exc).__name__}: {exc}",
-                    remaining_ms,
+                    inv,
                 )
                 return
             logger.warning(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 from exporter import codec
@@ -20,8 +20,8 @@ from exporter.errors import InvalidEvent
 from exporter.planning import Window
 
 TASK_VERSION: Final = 1
-_RUN_ID_RE: Final = re.compile(r"^(\d{8}T\d{6}Z)-b(\d{1,19})-([0-9a-f]{8})$")
-_DATA_NAME_RE: Final = re.compile(r"^(\d{8}T\d{6}Z-b\d{1,19}-[0-9a-f]{8})-w\d+-s\d+\.json\.gz$")
+_RUN_ID_RE: Final = re.compile(r"^(\d{8}T\d{9}Z)-b(\d{1,19})-([0-9a-f]{8})$")
+_DATA_NAME_RE: Final = re.compile(r"^(\d{8}T\d{9}Z-b\d{1,19}-[0-9a-f]{8})-w\d+-s\d+\.json\.gz$")
 _TASK_FIELDS: Final = frozenset({"v", "runId", "brandId", "window", "step", "cursor", "totals"})
 
 
@@ -30,8 +30,10 @@ class InvalidTask(InvalidEvent):
 
 
 def make_run_id(started_at: datetime, brand_id: int, request_key: str) -> str:
+    """Sortable by start time to the millisecond: the newest run owns a partition."""
     digest = hashlib.sha256(f"{request_key}|{brand_id}".encode()).hexdigest()[:8]
-    return f"{started_at:%Y%m%dT%H%M%SZ}-b{brand_id}-{digest}"
+    stamp = started_at.astimezone(UTC)
+    return f"{stamp:%Y%m%dT%H%M%S}{stamp.microsecond // 1000:03d}Z-b{brand_id}-{digest}"
 
 
 def is_run_id(value: Any) -> bool:

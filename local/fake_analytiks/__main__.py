@@ -1,0 +1,111 @@
+"""Serve the fake analytiks API until interrupted.
+
+    python -m local.fake_analytiks --port 8080 --brands 1234:120,777:3 \
+        --client demo-client:demo-secret --rate-429 0.1
+
+The first line printed is the base URL (data at URL/wifi/json/v1..v4, token at
+URL/oauth/token).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections import deque
+from collections.abc import Collection, Sequence
+from types import FrameType
+
+from local.fake_analytiks.server import FakeAnalytiks, Faults
+
+
+def _brands(text: str) -> dict[int, int]:
+    brands: dict[int, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        brand, _, count = part.partition(":")
+        brands[int(brand)] = int(count or 1)
+    return brands
+
+
+def _client(text: str) -> tuple[str, tuple[str, Collection[int] | None]]:
+    """``id:secret`` or ``id:secret:brand+brand`` (allowed brands)."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise argparse.ArgumentTypeError("expected CLIENT_ID:SECRET[:BRAND+BRAND...]")
+    allowed = [int(b) for b in parts[2].split("+") if b] if len(parts) == 3 else None
+    return parts[0], (parts[1], allowed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m local.fake_analytiks", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080, help="0 picks a free port (default 8080)")
+    p.add_argument("--brands", type=_brands, default={1234: 120, 777: 3}, help="BRAND:COUNT,...")
+    p.add_argument(
+        "--client", type=_client, action="append", help="ID:SECRET[:BRAND+BRAND] (repeat)"
+    )
+    p.add_argument("--page-size", type=int, default=50)
+    p.add_argument("--bucket-minutes", type=int, default=60, choices=(15, 60))
+    p.add_argument(
+        "--extra-metric", action="append", default=[], help="unknown metric to add (repeat)"
+    )
+    p.add_argument("--token-ttl", type=int, default=86400)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rate-429", type=float, default=0.0)
+    p.add_argument("--rate-5xx", type=float, default=0.0)
+    p.add_argument("--rate-reset", type=float, default=0.0)
+    p.add_argument("--rate-truncate", type=float, default=0.0)
+    p.add_argument("--retry-after", type=float, default=1.0)
+    p.add_argument("--latency", type=float, default=0.0)
+    p.add_argument("--slow-seconds", type=float, default=5.0)
+    p.add_argument("--revoke-after", type=int, default=None)
+    p.add_argument("--fault", action="append", default=[], help="queue a data fault (repeat)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    faults = Faults(
+        queue=deque(args.fault),
+        rate_429=args.rate_429,
+        rate_5xx=args.rate_5xx,
+        rate_reset=args.rate_reset,
+        rate_truncate=args.rate_truncate,
+        retry_after=args.retry_after,
+        latency=args.latency,
+        slow_seconds=args.slow_seconds,
+        revoke_after=args.revoke_after,
+    )
+    api = FakeAnalytiks(
+        brands=args.brands,
+        clients=dict(args.client) if args.client else None,
+        page_size=args.page_size,
+        bucket_minutes=args.bucket_minutes,
+        extra_metrics=args.extra_metric,
+        token_ttl=args.token_ttl,
+        seed=args.seed,
+        host=args.host,
+        port=args.port,
+        faults=faults,
+    )
+    done = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    with api:
+        print(api.url, flush=True)
+        print(f"token endpoint: {api.token_url}", flush=True)
+        print(f"brands: {api.brands}; clients: {', '.join(api.clients)}", flush=True)
+        while not done.wait(0.5):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

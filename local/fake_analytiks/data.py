@@ -1,0 +1,366 @@
+"""Deterministic data model of the fake analytiks API (pure functions, no server).
+
+Everything here is a pure function of its arguments and stable across processes
+(no ``hash()``, no RNG), so tests can compute what the API returns without
+running it.
+
+* Locations of brand ``b`` with ``n`` locations: ``b * 100_000 + i`` for ``i`` in
+  ``1..n``; reference number ``REF-<id>``; zone id ``uuid5(NAMESPACE, "<id>")``.
+* Each location has a whole-hour UTC offset (:func:`location_offset_hours`).
+* :func:`metric_value` gives a metric's value for one bucket. About 2.5% of
+  locations are "dark" (always 0), about 18% of buckets are "closed" (every
+  metric 0) and about 9% of the other metric values are 0 as well, so zero
+  omission (v1-v3) really matters. ``allVisits == visits + bounces``;
+  ``dwellTime`` is in ms (up to ~10^7), every other metric is below 500.
+* Buckets start at multiples of ``bucket_minutes`` (UTC, which equals local
+  alignment as offsets are whole hours). A request covers the buckets whose
+  start ``s`` satisfies ``start <= s <= end``; for a local-time request the range
+  is read in each location's own wall time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Final, Literal, NamedTuple
+
+Basis = Literal["utc", "local"]
+
+METRICS: Final[tuple[str, ...]] = (
+    "visits",
+    "dwellTime",
+    "bounces",
+    "allVisits",
+    "walkBys",
+    "newVisitors",
+    "returningVisitors",
+    "under15Mins",
+    "from15To30Mins",
+    "from30To45Mins",
+    "from45To60Mins",
+    "over60Mins",
+)
+
+LOCATION_ID_FACTOR: Final = 100_000
+MAX_RANGE: Final = timedelta(days=5)
+ZONE_NAMESPACE: Final = uuid.UUID("5b0e4c44-6d1e-4b7a-9a55-0a6e2f1c7a11")
+
+# (low, span): a non-zero value is low + h % span. Extra metrics use _DEFAULT_SPEC.
+_SPECS: Final[dict[str, tuple[int, int]]] = {
+    "visits": (1, 399),
+    "dwellTime": (1_000, 9_999_000),
+    "bounces": (1, 99),
+    "walkBys": (1, 499),
+    "newVisitors": (1, 199),
+    "returningVisitors": (1, 199),
+    "under15Mins": (1, 199),
+    "from15To30Mins": (1, 99),
+    "from30To45Mins": (1, 79),
+    "from45To60Mins": (1, 59),
+    "over60Mins": (1, 49),
+}
+_DEFAULT_SPEC: Final = (1, 499)
+DARK_PER_MILLE: Final = 25  # locations that never report anything
+CLOSED_PERCENT: Final = 18  # buckets where every metric is 0
+ZERO_PERCENT: Final = 9  # other metric values that are 0
+
+_M64: Final = (1 << 64) - 1
+_GOLD: Final = 0x9E3779B97F4A7C15
+_MUL1: Final = 0xBF58476D1CE4E5B9
+_MUL2: Final = 0x94D049BB133111EB
+_EPOCH: Final = datetime(1970, 1, 1)  # naive: wall-clock arithmetic
+
+
+def _mix(x: int) -> int:
+    """splitmix64 finaliser: a good, cheap 64-bit integer hash."""
+    x &= _M64
+    x = ((x ^ (x >> 30)) * _MUL1) & _M64
+    x = ((x ^ (x >> 27)) * _MUL2) & _M64
+    return x ^ (x >> 31)
+
+
+@lru_cache(maxsize=4096)
+def _salt(name: str) -> int:
+    """A stable 64-bit number per metric name (hash() is salted per process)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
+
+
+def _base(location_id: int, name: str) -> int:
+    return _mix((location_id * _GOLD) ^ _salt(name))
+
+
+def _bucket_hash(base: int, minute: int) -> int:
+    # Same arithmetic as the inlined loops in location_series (keep in sync).
+    x = ((base ^ (minute * _GOLD)) * _MUL1) & _M64
+    x = ((x ^ (x >> 29)) * _MUL2) & _M64
+    return x ^ (x >> 32)
+
+
+def is_dark(location_id: int) -> bool:
+    """Whether a location never reports any non-zero value (a dead sensor)."""
+    return _base(location_id, "#dark") % 1000 < DARK_PER_MILLE
+
+
+def location_ids(brand_id: int, count: int) -> list[int]:
+    """The location ids of a brand with ``count`` locations, in id order."""
+    first = brand_id * LOCATION_ID_FACTOR
+    return list(range(first + 1, first + count + 1))
+
+
+def brand_of(location_id: int) -> int:
+    return location_id // LOCATION_ID_FACTOR
+
+
+def reference_number(location_id: int) -> str:
+    return f"REF-{location_id}"
+
+
+_REF_RE: Final = re.compile(r"REF-([0-9]{1,18})")
+
+
+def location_of_reference(reference: str) -> int | None:
+    """The location id a reference number names (None if it is not REF-<id>)."""
+    m = _REF_RE.fullmatch(reference)
+    return int(m.group(1)) if m else None
+
+
+def zone_id(location_id: int) -> str:
+    """The zone id (a UUID string) of a location; each location has one zone."""
+    return str(uuid.uuid5(ZONE_NAMESPACE, str(location_id)))
+
+
+def location_offset_hours(location_id: int) -> int:
+    """The location's UTC offset in whole hours, -11..+11 (local = UTC + offset)."""
+    return ((location_id * 7) % 23) - 11
+
+
+def epoch_minute(moment: datetime) -> int:
+    """Minutes since the epoch; naive datetimes are read as UTC."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return (moment - _EPOCH) // timedelta(minutes=1)
+
+
+def metric_value(location_id: int, metric: str, bucket_start_utc: datetime) -> int:
+    """The value of ``metric`` at one location for the bucket starting then (UTC).
+
+    Naive datetimes are UTC. Any metric name works (unknown ones are "extra"
+    metrics with values below 500). Returns a natural number, 0 for ~25% of
+    buckets.
+    """
+    return _value(location_id, metric, epoch_minute(bucket_start_utc))
+
+
+def _value(location_id: int, metric: str, minute: int) -> int:
+    if is_dark(location_id):
+        return 0
+    if _bucket_hash(_base(location_id, "#closed"), minute) % 100 < CLOSED_PERCENT:
+        return 0
+    if metric == "allVisits":
+        return _raw(location_id, "visits", minute) + _raw(location_id, "bounces", minute)
+    return _raw(location_id, metric, minute)
+
+
+def _raw(location_id: int, metric: str, minute: int) -> int:
+    h = _bucket_hash(_base(location_id, metric), minute)
+    if h % 100 < ZERO_PERCENT:
+        return 0
+    low, span = _SPECS.get(metric, _DEFAULT_SPEC)
+    return low + (h >> 16) % span
+
+
+def location_series(
+    location_id: int, metrics: Sequence[str], utc_minutes: Sequence[int]
+) -> list[list[int]]:
+    """Values of each metric (outer list, in ``metrics`` order) for each bucket.
+
+    The fast path used by the server; equal to :func:`metric_value` pointwise.
+    """
+    n = len(utc_minutes)
+    if is_dark(location_id):
+        return [[0] * n for _ in metrics]
+    m64, gold, mul1, mul2 = _M64, _GOLD, _MUL1, _MUL2
+    cbase = _base(location_id, "#closed")
+    open_mask: list[bool] = []
+    for minute in utc_minutes:
+        x = ((cbase ^ (minute * gold)) * mul1) & m64
+        x = ((x ^ (x >> 29)) * mul2) & m64
+        open_mask.append((x ^ (x >> 32)) % 100 >= CLOSED_PERCENT)
+
+    def raw(metric: str) -> list[int]:
+        base = _base(location_id, metric)
+        low, span = _SPECS.get(metric, _DEFAULT_SPEC)
+        out: list[int] = []
+        append = out.append
+        for minute, is_open in zip(utc_minutes, open_mask, strict=True):
+            if not is_open:
+                append(0)
+                continue
+            x = ((base ^ (minute * gold)) * mul1) & m64
+            x = ((x ^ (x >> 29)) * mul2) & m64
+            x ^= x >> 32
+            append(0 if x % 100 < ZERO_PERCENT else low + (x >> 16) % span)
+        return out
+
+    cache: dict[str, list[int]] = {}
+    result: list[list[int]] = []
+    for metric in metrics:
+        if metric == "allVisits":
+            visits = cache.get("visits") or raw("visits")
+            bounces = cache.get("bounces") or raw("bounces")
+            cache["visits"], cache["bounces"] = visits, bounces
+            series = [a + b for a, b in zip(visits, bounces, strict=True)]
+        else:
+            series = cache.get(metric) or raw(metric)
+            cache[metric] = series
+        result.append(series)
+    return result
+
+
+# ---------------------------------------------------------------- dates and buckets
+
+_DATE_RE: Final = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z?)", re.ASCII
+)
+
+
+def parse_api_date(text: str) -> tuple[datetime, Basis]:
+    """Parse an API date: ``2023-06-08T11:30:00.000Z`` (UTC) or without ``Z`` (local).
+
+    Seconds and fractions are optional. Returns a naive datetime (wall time in
+    its basis). Raises ValueError for anything else (offsets, date only, ...).
+    """
+    m = _DATE_RE.fullmatch(text)
+    if m is None:
+        raise ValueError(f"{text!r} is not an ISO 8601 date-time like 2023-06-08T11:30:00.000Z")
+    year, month, day, hour, minute = (int(m.group(i)) for i in range(1, 6))
+    second = int(m.group(6) or 0)
+    micro = int((m.group(7) or "0").ljust(9, "0")[:6])
+    try:
+        moment = datetime(year, month, day, hour, minute, second, micro)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a valid date-time: {exc}") from None
+    return moment, ("utc" if m.group(8) else "local")
+
+
+def grid_minutes(start: datetime, end: datetime, bucket_minutes: int) -> list[int]:
+    """Wall-clock epoch minutes of the bucket starts s with start <= s <= end."""
+    bucket = timedelta(minutes=bucket_minutes)
+    first = -((_EPOCH - start) // bucket)  # ceil
+    last = (end - _EPOCH) // bucket  # floor
+    return [i * bucket_minutes for i in range(first, last + 1)]
+
+
+@lru_cache(maxsize=65536)
+def _wall(minute: int) -> str:
+    return (_EPOCH + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def time_key(wall_minute: int, basis: Basis) -> str:
+    """The response key of a bucket: ``...T08:00:00Z`` (UTC) or ``...T10:00:00`` (local)."""
+    wall = _wall(wall_minute)
+    return wall + "Z" if basis == "utc" else wall
+
+
+def utc_minutes_for(location_id: int, wall_minutes: Sequence[int], basis: Basis) -> list[int]:
+    """UTC bucket starts of a location for request-basis wall-clock bucket starts."""
+    if basis == "utc":
+        return list(wall_minutes)
+    shift = location_offset_hours(location_id) * 60
+    return [m - shift for m in wall_minutes]
+
+
+def all_metrics(extra_metrics: Sequence[str] = ()) -> tuple[str, ...]:
+    return METRICS + tuple(m for m in extra_metrics if m not in METRICS)
+
+
+class ExpectedRow(NamedTuple):
+    location_id: int
+    ts: str  # "YYYY-MM-DD HH:MM:SS" in the request basis (local wall time if local)
+    values: dict[str, int]  # only the non-zero metrics (what v1-v3 expose)
+
+
+def _as_wall(value: datetime | str, basis: Basis | None, name: str) -> tuple[datetime, Basis]:
+    if isinstance(value, str):
+        moment, parsed = parse_api_date(value)
+        if basis is not None and basis != parsed:
+            raise ValueError(f"{name} {value!r} is {parsed} but basis={basis!r}")
+        return moment, parsed
+    if value.tzinfo is not None:
+        if basis == "local":
+            raise ValueError(f"{name} is timezone-aware but basis='local'")
+        return value.astimezone(UTC).replace(tzinfo=None), "utc"
+    if basis is None:
+        raise ValueError(f"{name} is a naive datetime: pass basis='utc' or 'local'")
+    return value, basis
+
+
+def expected_rows(  # noqa: PLR0917 - the documented call shape is positional
+    brand_id: int,
+    location_count: int,
+    start: datetime | str,
+    end: datetime | str,
+    basis: Basis | None = None,
+    bucket_minutes: int = 60,
+    extra_metrics: Sequence[str] = (),
+) -> Iterator[ExpectedRow]:
+    """What a v3 walk of ``brand_id`` over [start, end] returns, as rows.
+
+    ``start``/``end`` are API date strings (basis inferred from the ``Z``) or
+    datetimes (aware = UTC; naive needs ``basis``). Yields one
+    ``ExpectedRow(location_id, ts, values)`` per location and bucket with at
+    least one non-zero metric, in location id then time order; ``values`` holds
+    only the non-zero metrics (zero values are omitted by v1-v3). The
+    reference number of every v3 record is :func:`reference_number`.
+    """
+    start_wall, start_basis = _as_wall(start, basis, "start")
+    end_wall, end_basis = _as_wall(end, basis, "end")
+    if start_basis != end_basis:
+        raise ValueError("start and end must have the same basis")
+    walls = grid_minutes(start_wall, end_wall, bucket_minutes)
+    stamps = [_wall(m).replace("T", " ") for m in walls]
+    metrics = all_metrics(extra_metrics)
+    for loc in location_ids(brand_id, location_count):
+        series = location_series(loc, metrics, utc_minutes_for(loc, walls, start_basis))
+        for i, ts in enumerate(stamps):
+            values = {metric: s[i] for metric, s in zip(metrics, series, strict=True) if s[i]}
+            if values:
+                yield ExpectedRow(loc, ts, values)
+
+
+def location_record(
+    location_id: int,
+    metrics: Sequence[str],
+    wall_minutes: Sequence[int],
+    keys: Sequence[str],
+    basis: Basis,
+    *,
+    zero_fill: bool,
+    reference: str | None = None,
+    zone: str | None = None,
+) -> dict[str, object]:
+    """One location's response record (``keys[i]`` is the key of ``wall_minutes[i]``).
+
+    ``zero_fill`` (v4) keeps every bucket with zeros; otherwise (v1-v3) zero
+    buckets are omitted and a metric without any non-zero bucket is left out.
+    """
+    record: dict[str, object] = {"locationId": location_id}
+    if reference is not None:
+        record["referenceNumber"] = reference
+    if zone is not None:
+        record["zoneId"] = zone
+    series = location_series(
+        location_id, metrics, utc_minutes_for(location_id, wall_minutes, basis)
+    )
+    for metric, values in zip(metrics, series, strict=True):
+        if zero_fill:
+            record[metric] = dict(zip(keys, values, strict=True))
+        else:
+            buckets = {k: v for k, v in zip(keys, values, strict=True) if v}
+            if buckets:
+                record[metric] = buckets
+    return record

@@ -1,0 +1,293 @@
+"""The deployable artifact: `sam build` output, imported and run with nothing else.
+
+`make -s build` is run from here, so a fresh clone needs no manual step: its
+first run creates .venv-sam (`make sam-venv`), later runs reuse it and sam's
+build cache. The built function and layer are then imported by a clean
+python3.12 (`-I -S`: no virtualenv, no site-packages; tests/package/clean_runner.py)
+and the handler exports a two-day range against a moto server and the local
+fake analytiks API, both in subprocesses, the way Lambda would run it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from exporter import schema
+
+from tests.template.cfn_yaml import load
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / ".aws-sam" / "build"
+FUNCTION_DIR = BUILD / "ExporterFunction"
+LAYER_DIR = BUILD / "DependenciesLayer" / "python"
+RUNNER = Path(__file__).with_name("clean_runner.py")
+VENV_PY = ROOT / ".venv" / "bin" / "python"
+REGION = "us-east-1"
+BRAND = 1234
+
+
+@pytest.fixture(scope="module")
+def built() -> Path:
+    proc = subprocess.run(
+        ["make", "-s", "build"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert (FUNCTION_DIR / "app.py").is_file()
+    assert (FUNCTION_DIR / "exporter" / "schema.py").is_file()
+    assert LAYER_DIR.is_dir()
+    return BUILD
+
+
+@pytest.fixture(scope="module")
+def lambda_python() -> str:
+    """The interpreter sam built with: the Lambda runtime's python3.12."""
+    path = subprocess.run(
+        [str(ROOT / "scripts" / "find-python")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    version = subprocess.run(
+        [path, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert version == "3.12", f"{path} is {version}; the Lambda runtime is python3.12"
+    return path
+
+
+def run_clean(
+    python: str, mode: str, tmp_path: Path, env: dict[str, str] | None = None, timeout: int = 120
+) -> dict[str, Any]:
+    output = tmp_path / f"{mode}.json"
+    proc = subprocess.run(
+        [python, "-I", "-S", str(RUNNER), mode, str(output), str(FUNCTION_DIR), str(LAYER_DIR)],
+        cwd=tmp_path,
+        # A made-up minimal environment: nothing of the developer's AWS setup leaks in.
+        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(tmp_path), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+    result: dict[str, Any] = json.loads(output.read_text())
+    return result
+
+
+def test_layer_dependencies_import_in_a_clean_interpreter(
+    built: Path, lambda_python: str, tmp_path: Path
+) -> None:
+    result = run_clean(lambda_python, "imports", tmp_path)
+    assert result["leaked"] == [], "dev-only packages importable: the interpreter is not clean"
+    for name, origin in result["origins"].items():
+        assert origin.startswith(str(LAYER_DIR)), f"{name} imported from {origin}, not the layer"
+    assert not [p for p in result["sys_path"] if "site-packages" in p]
+
+
+def test_handler_module_imports_from_the_build(
+    built: Path, lambda_python: str, tmp_path: Path
+) -> None:
+    env = {"POWERTOOLS_TRACE_DISABLED": "true", "AWS_DEFAULT_REGION": REGION}
+    result = run_clean(lambda_python, "app", tmp_path, env)
+    assert result["app"] == str(FUNCTION_DIR / "app.py")
+    assert result["handler"] is True
+
+
+# --- end to end: moto server + fake analytiks API -----------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def moto_url(tmp_path: Path) -> Iterator[str]:
+    port = _free_port()
+    log = open(tmp_path / "moto.log", "wb")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen(
+        [str(VENV_PY), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/moto-api/", timeout=2):  # noqa: S310
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"moto server did not start: {(tmp_path / 'moto.log').read_text()}")
+                time.sleep(0.2)
+        yield url
+    finally:
+        _stop(proc)
+        log.close()
+
+
+@pytest.fixture
+def fake_api_url(tmp_path: Path) -> Iterator[str]:
+    out = tmp_path / "fake_api.log"
+    log = open(out, "wb")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen(
+        [
+            str(VENV_PY),
+            "-m",
+            "local.fake_analytiks",
+            "--port",
+            str(_free_port()),
+            "--brands",
+            f"{BRAND}:3",
+            "--client",
+            "demo-client:demo-secret",
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            first = out.read_text().split("\n", 1)
+            if len(first) == 2 and first[0].startswith("http"):
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"fake analytiks API did not start: {out.read_text()}")
+            time.sleep(0.1)
+        yield first[0].strip().rstrip("/")
+    finally:
+        _stop(proc)
+        log.close()
+
+
+def test_built_handler_exports_an_on_demand_range(
+    built: Path, lambda_python: str, tmp_path: Path, moto_url: str, fake_api_url: str
+) -> None:
+    aws = {
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    session = boto3.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+    )
+    s3 = session.client("s3", endpoint_url=moto_url)
+    sqs = session.client("sqs", endpoint_url=moto_url)
+    sns = session.client("sns", endpoint_url=moto_url)
+    secrets = session.client("secretsmanager", endpoint_url=moto_url)
+    bucket = "wifi-export-package-test"
+    s3.create_bucket(Bucket=bucket)
+    queue_url = sqs.create_queue(QueueName="wifi-export-checkpoints")["QueueUrl"]
+    topic_arn = sns.create_topic(Name="wifi-export")["TopicArn"]
+    secrets.create_secret(
+        Name="wifi-export/analytiks",
+        SecretString=json.dumps({"client_id": "demo-client", "client_secret": "demo-secret"}),
+    )
+    env = {
+        **aws,
+        "SECRET_ID": "wifi-export/analytiks",
+        "BUCKET_NAME": bucket,
+        "DATA_PREFIX": "wifi/metrics",
+        "STATE_PREFIX": "wifi/_exports",
+        "TOPIC_ARN": topic_arn,
+        "QUEUE_URL": queue_url,
+        "BRAND_IDS": "",
+        "LOOKBACK_DAYS": "1",
+        "TIME_BASIS": "utc",
+        # One-day windows: the two-day range fans out into two SQS windows.
+        "WINDOW_DAYS": "1",
+        "API_URL": fake_api_url,
+        "TOKEN_URL": f"{fake_api_url}/oauth/token",
+        "API_AUDIENCE": "https://gql.analytiks.ai",
+        "TIME_SAFETY_MARGIN_MS": "60000",
+        "MAX_HOPS": "200",
+        "MAX_RECEIVE_COUNT": "5",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "WifiExport",
+        "POWERTOOLS_SERVICE_NAME": "wifi-export",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "WARNING",
+        "RUNNER_EVENT": json.dumps(
+            {"brandId": BRAND, "startDate": "2023-06-08", "endDate": "2023-06-09"}
+        ),
+    }
+    # The function runs with what the template gives it: no more, no less.
+    template_env = load(ROOT / "template.yaml")["Resources"]["ExporterFunction"]["Properties"][
+        "Environment"
+    ]["Variables"]
+    assert set(template_env) <= set(env)
+
+    result = run_clean(lambda_python, "export", tmp_path, env, timeout=600)
+
+    assert result["app"] == str(FUNCTION_DIR / "app.py")
+    assert result["boto3"].startswith(str(LAYER_DIR))
+    response = result["response"]
+    runs = response.get("runs") or [response]
+    assert runs[0].get("runId"), response
+    assert result["sqs_invocations"] >= 2, result  # one per window at least
+    assert result["failed_records"] == 0, result
+
+    for day in ("2023-06-08", "2023-06-09"):
+        prefix = f"wifi/metrics/brand_id={BRAND}/dt={day}/"
+        objects = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+        assert objects, f"nothing committed under {prefix}"
+        for obj in objects:
+            assert obj["Key"].endswith(".json.gz")
+        body = s3.get_object(Bucket=bucket, Key=objects[0]["Key"])["Body"].read()
+        rows = [json.loads(line) for line in gzip.decompress(body).splitlines() if line]
+        assert rows
+        known = {name for name, _ in schema.COLUMNS} | {name for name, _ in schema.PARTITION_KEYS}
+        assert set().union(*rows) <= known
+        assert {row["run_id"] for row in rows} == {runs[0]["runId"]}
+        assert all(row["ts"].startswith(day) for row in rows)
+    # Nothing else left in flight.
+    left = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    assert left == {
+        "ApproximateNumberOfMessages": "0",
+        "ApproximateNumberOfMessagesNotVisible": "0",
+    }
+
+
+def test_runner_is_not_on_the_dev_path() -> None:
+    # clean_runner.py may import only the stdlib at module level: it runs in -I -S.
+    source = RUNNER.read_text()
+    header = source.split("def ", 1)[0]
+    assert "import boto3" not in header
+    assert "import app" not in header

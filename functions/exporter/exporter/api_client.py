@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import urllib3
-from urllib3.exceptions import HTTPError
+from urllib3.exceptions import HTTPError, SSLError
 
 from exporter import codec
 from exporter.errors import ApiRejected, MalformedResponse, PermanentError, TransientError
@@ -199,6 +199,9 @@ class AnalytiksClient:
                 response = self._http.request(
                     "POST", url, body=body, headers=headers, timeout=timeout, retries=False
                 )
+            except SSLError:
+                # A certificate that does not verify is not a glitch to retry.
+                raise PermanentError(f"{what}: TLS verification of {url.split('/')[2]} failed") from None
             except HTTPError as exc:
                 # Connection refused or reset, timeouts, and bodies shorter than
                 # their Content-Length (urllib3 enforces it) all land here.

@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from exporter import requests, wiring
 from exporter.errors import InvalidEvent
 from exporter.observability import logger, metrics, tracer

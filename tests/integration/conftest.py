@@ -168,6 +168,7 @@ def make_lab(
     tmp_path: Path,
 ) -> Callable[..., Lab]:
     from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
+
     from exporter.api_client import forget_tokens  # noqa: PLC0415
 
     parameters.clear_caches()

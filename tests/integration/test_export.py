@@ -6,7 +6,6 @@ from datetime import date
 from typing import Any
 
 from exporter.schema import METRIC_COLUMNS
-
 from tests.integration.conftest import Lab, expected
 
 COLUMN_OF = dict(METRIC_COLUMNS)

@@ -41,7 +41,7 @@ class Client:
         self,
         api: FakeAnalytiks,
         client_id: str = "demo-client",
-        secret: str = "demo-secret",  # noqa: S107 - the fake's test credentials
+        secret: str = "demo-secret",
     ) -> None:
         self.api = api
         self.client_id, self.secret = client_id, secret

@@ -9,9 +9,9 @@ from datetime import date
 from typing import Any
 
 import pytest
+
 from exporter.aws import S3Store, SnsPublisher, SqsQueue
 from exporter.runs import Exporter
-
 from local.harness import FakeContext, Killed, sqs_event
 from tests.integration.conftest import Lab
 from tests.integration.test_export import assert_table_matches

@@ -201,7 +201,9 @@ class AnalytiksClient:
                 )
             except SSLError:
                 # A certificate that does not verify is not a glitch to retry.
-                raise PermanentError(f"{what}: TLS verification of {url.split('/')[2]} failed") from None
+                raise PermanentError(
+                    f"{what}: TLS verification of {url.split('/')[2]} failed"
+                ) from None
             except HTTPError as exc:
                 # Connection refused or reset, timeouts, and bodies shorter than
                 # their Content-Length (urllib3 enforces it) all land here.

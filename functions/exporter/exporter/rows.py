@@ -20,7 +20,6 @@ from exporter.schema import METRIC_COLUMNS
 
 _IDENTITY_FIELDS: Final = frozenset({"locationId", "referenceNumber", "zoneId"})
 _METRIC_PIECES: Final = tuple((api, f',"{column}":') for api, column in METRIC_COLUMNS)
-_KNOWN: Final = frozenset(api for api, _ in METRIC_COLUMNS)
 # 2023-06-08T08:00:00Z, optional fraction, then Z / an offset / nothing.
 _KEY_RE: Final = re.compile(
     r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$"
@@ -69,9 +68,7 @@ class RowShaper:
         self._keys[key] = parsed
         return parsed
 
-    # One loop over every value of the page, deliberately not split into helpers:
-    # a call per row or per value is measurable on the hot path.
-    def shape(self, data: Any) -> ShapedPage:  # noqa: PLR0912, PLR0915
+    def shape(self, data: Any) -> ShapedPage:
         if not isinstance(data, list):
             raise MalformedResponse(f"'data' is {type(data).__name__}, expected a list")
         page = ShapedPage()
@@ -81,67 +78,85 @@ class RowShaper:
         mid = self._mid
         end = self._end
         for record in data:
-            if not isinstance(record, dict):
-                raise MalformedResponse("a data item is not an object")
-            location = record.get("locationId")
-            if type(location) is not int or location <= 0:
-                raise MalformedResponse(f"locationId {location!r} is not a positive integer")
-            head = [f'{{"location_id":{location}']
-            for api_field, column in (
-                ("referenceNumber", "reference_number"),
-                ("zoneId", "zone_id"),
-            ):
-                value = record.get(api_field)
-                if value is not None:
-                    if not isinstance(value, str):
-                        raise MalformedResponse(
-                            f"{api_field} of location {location} is not a string"
-                        )
-                    head.append(f',"{column}":{dumps(value).decode()}')
-            head.append(',"ts":"')
-            prefix = "".join(head)
-            by_key: dict[str, dict[str, int]] = {}
-            for metric, series in record.items():
-                if metric in _IDENTITY_FIELDS:
-                    continue
-                if type(series) is not dict:
-                    raise MalformedResponse(
-                        f"metric {metric!r} of location {location} is not a map"
-                    )
-                for key, value in series.items():
-                    if type(value) is not int or value < 0 or value > _MAX_METRIC_VALUE:
-                        raise MalformedResponse(
-                            f"metric {metric!r} of location {location} at {key[:40]!r} "
-                            f"is {value!r}, not a natural number"
-                        )
-                    bucket = by_key.get(key)
-                    if bucket is None:
-                        by_key[key] = bucket = {}
-                    bucket[metric] = value
+            prefix, metrics, extras, bucket_keys = _location(record)
             page.locations += 1
-            for key in sorted(by_key):
-                parsed = keys.get(key) or self._parse_key(key)
-                ts, dt = parsed
+            # The innermost loop runs once per row: bound methods and one
+            # comprehension, no per-row dict.
+            getters = [(piece, series.get) for piece, series in metrics]
+            for key in sorted(bucket_keys):
+                ts, dt = keys.get(key) or self._parse_key(key)
                 if dt not in days:
                     page.dropped_rows += 1
                     continue
-                values = by_key[key]
-                parts = [prefix, ts, mid]
-                for api, piece in _METRIC_PIECES:
-                    value = values.get(api)
-                    if value is not None:
-                        parts.append(piece)
-                        parts.append(str(value))
-                if not _KNOWN.issuperset(values):
-                    extra = {k: v for k, v in values.items() if k not in _KNOWN}
+                body = "".join(
+                    [f"{piece}{v}" for piece, get in getters if (v := get(key)) is not None]
+                )
+                if extras:
+                    extra = {name: series[key] for name, series in extras if key in series}
                     if extra:
-                        parts.append(',"extra":')
-                        parts.append(dumps(extra).decode())
-                parts.append(end)
-                bucket_lines = lines.get(dt)
-                if bucket_lines is None:
-                    lines[dt] = bucket_lines = []
-                    page.rows[dt] = 0
-                bucket_lines.append("".join(parts))
-                page.rows[dt] += 1
+                        body += f',"extra":{dumps(extra).decode()}'
+                day_lines = lines.get(dt)
+                if day_lines is None:
+                    lines[dt] = day_lines = []
+                day_lines.append(f"{prefix}{ts}{mid}{body}{end}")
+        page.rows = {dt: len(day_lines) for dt, day_lines in lines.items()}
         return page
+
+
+_ORDER: Final = {api: n for n, (api, _) in enumerate(METRIC_COLUMNS)}
+_PIECE: Final = dict(_METRIC_PIECES)
+_INT: Final = frozenset({int})
+
+
+def _location(
+    record: Any,
+) -> tuple[str, list[tuple[str, dict[str, int]]], list[tuple[str, dict[str, int]]], set[str]]:
+    """Validate one location record: (line prefix, known metric series in column
+    order with their JSON pieces, unknown metric series, every bucket key)."""
+    if not isinstance(record, dict):
+        raise MalformedResponse("a data item is not an object")
+    location = record.get("locationId")
+    if type(location) is not int or location <= 0:
+        raise MalformedResponse(f"locationId {location!r} is not a positive integer")
+    head = [f'{{"location_id":{location}']
+    for api_field, column in (("referenceNumber", "reference_number"), ("zoneId", "zone_id")):
+        value = record.get(api_field)
+        if value is not None:
+            if not isinstance(value, str):
+                raise MalformedResponse(f"{api_field} of location {location} is not a string")
+            head.append(f',"{column}":{dumps(value).decode()}')
+    head.append(',"ts":"')
+    known: list[tuple[int, str, dict[str, int]]] = []
+    extras: list[tuple[str, dict[str, int]]] = []
+    bucket_keys: set[str] = set()
+    for metric, series in record.items():
+        if metric in _IDENTITY_FIELDS:
+            continue
+        if type(series) is not dict:
+            raise MalformedResponse(f"metric {metric!r} of location {location} is not a map")
+        if not series:
+            continue
+        values = series.values()
+        # Checked a whole series at a time, in C: types first (bool is not int here).
+        if (
+            not _INT.issuperset(map(type, values))
+            or min(values) < 0
+            or max(values) > _MAX_METRIC_VALUE
+        ):
+            key, value = next(
+                (k, v)
+                for k, v in series.items()
+                if type(v) is not int or not 0 <= v <= _MAX_METRIC_VALUE
+            )
+            raise MalformedResponse(
+                f"metric {metric!r} of location {location} at {str(key)[:40]!r} "
+                f"is {value!r}, not a natural number"
+            )
+        bucket_keys.update(series)
+        piece = _PIECE.get(metric)
+        if piece is None:
+            extras.append((metric, series))
+        else:
+            known.append((_ORDER[metric], piece, series))
+    known.sort()
+    return "".join(head), [(piece, series) for _, piece, series in known], extras, bucket_keys

@@ -18,6 +18,7 @@ from __future__ import annotations
 import secrets
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -45,6 +46,7 @@ from exporter.state import (
 )
 
 RemainingMs = Callable[[], int]
+_COPY_THREADS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,36 +183,46 @@ class Exporter:
         window = plan.windows[task.window]
         start, end = request_range(window, plan.basis)
         shaper = RowShaper(plan.run_id, plan.basis, days_of(window.first_day, window.last_day))
-        writers: dict[str, GzipWriter] = {}
         api = self._api()
         margin = self.settings.time_safety_margin_ms
         totals = Totals()
-        cursor = task.cursor
-        seen: set[str | None] = {cursor}
+        seen: set[str | None] = {task.cursor}
 
-        def remaining_s() -> float:
-            return inv.remaining_ms() / 1000.0
+        def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
+            return api.fetch_v3(
+                plan.brand_id, start, end, cursor, lambda: inv.remaining_ms() / 1000
+            )
 
-        while True:
-            data, next_cursor = api.fetch_v3(plan.brand_id, start, end, cursor, remaining_s)
-            shaped = shaper.shape(data)
-            totals.pages += 1
-            totals.dropped_rows += shaped.dropped_rows
-            for dt, lines in shaped.lines.items():
-                writer = writers.get(dt)
-                if writer is None:
-                    writers[dt] = writer = GzipWriter()
-                writer.write("".join(lines).encode(), shaped.rows[dt])
-            if next_cursor is None:
-                break
-            if next_cursor in seen:
-                raise MalformedResponse("v3 cursor repeats: the API is looping")
-            seen.add(next_cursor)
-            cursor = next_cursor
-            # Always make progress (one page at least), then stop while there is
-            # still time to flush and hand over to the next invocation.
-            if inv.remaining_ms() < margin:
-                break
+        # Three stages overlap: the next page is fetched (and parsed) while this
+        # one is shaped, and shaped lines are compressed on another thread.
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix="fetch") as fetcher,
+            ThreadPoolExecutor(1, thread_name_prefix="gzip") as packer,
+        ):
+            writers: dict[str, GzipWriter] = {}
+            pending = fetcher.submit(fetch, task.cursor)
+            while True:
+                data, next_cursor = pending.result()
+                follow = False
+                if next_cursor is not None:
+                    if next_cursor in seen:
+                        raise MalformedResponse("v3 cursor repeats: the API is looping")
+                    seen.add(next_cursor)
+                    # Fetch on only while there is time to process that page too,
+                    # then flush and hand over (the margin covers one page + flush).
+                    if inv.remaining_ms() >= margin:
+                        pending = fetcher.submit(fetch, next_cursor)
+                        follow = True
+                shaped = shaper.shape(data)
+                totals.pages += 1
+                totals.dropped_rows += shaped.dropped_rows
+                for dt, lines in shaped.lines.items():
+                    writer = writers.get(dt)
+                    if writer is None:
+                        writers[dt] = writer = GzipWriter(packer)
+                    writer.write("".join(lines).encode(), shaped.rows[dt])
+                if not follow:
+                    break
         totals.api_calls = api.stats.calls
         totals.retries = api.stats.retries
 
@@ -391,22 +403,31 @@ class Exporter:
         partitions = []
         # Every day of the run is replaced, also days that now have no rows:
         # a rerun must not leave an older run's rows behind.
+        copies = [
+            (dt, obj.key, keys.data_object(record.window, record.step, dt))
+            for dt, entries in by_dt.items()
+            for record, obj in entries
+        ]
+        # Server-side copies, no data through the function; in parallel, since a
+        # long run has one object per (day, window, invocation).
+        with ThreadPoolExecutor(_COPY_THREADS, thread_name_prefix="commit") as pool:
+            list(pool.map(lambda copy: self.store.copy(copy[1], copy[2]), copies))
+        written: dict[str, list[str]] = defaultdict(list)
+        for dt, _, target in copies:
+            written[dt].append(target)
+        # Every day of the run is replaced, also days that now have no rows:
+        # a rerun must not leave an older run's rows behind.
         for day in days_of(plan.first_day, plan.last_day):
             dt = day.isoformat()
-            written = []
-            for record, obj in by_dt.get(dt, []):
-                target = keys.data_object(record.window, record.step, dt)
-                self.store.copy(obj.key, target)
-                written.append(target)
-            self._replace_older(keys, dt, set(written))
+            self._replace_older(keys, dt, set(written[dt]))
             entries = by_dt.get(dt, [])
             partitions.append(
                 {
                     "dt": dt,
                     "rows": sum(o.rows for _, o in entries),
-                    "objects": len(written),
+                    "objects": len(written[dt]),
                     "bytes": sum(o.bytes for _, o in entries),
-                    "keys": sorted(written),
+                    "keys": sorted(written[dt]),
                 }
             )
         finished = self._clock()

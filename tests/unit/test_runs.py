@@ -1,0 +1,138 @@
+"""The run protocol on in-memory ports and a scripted page source: no network, no moto."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from exporter.api_client import CallStats
+from exporter.config import Settings
+from exporter.errors import MalformedResponse
+from exporter.requests import RunRequest
+from exporter.runs import Exporter, Invocation
+from exporter.state import InvalidTask, Task
+from tests.fakes import MemoryPublisher, MemoryQueue, MemoryStore
+
+NOW = datetime(2023, 7, 1, tzinfo=UTC)
+
+
+class Pages:
+    """A scripted v3 source: one page per location, cursors "c1", "c2", ..."""
+
+    def __init__(self, locations: int = 3, repeat_cursor: bool = False) -> None:
+        self.locations = locations
+        self.repeat_cursor = repeat_cursor
+        self.stats = CallStats()
+
+    def fetch_v3(
+        self,
+        brand_id: int,
+        start: str,
+        end: str,
+        cursor: str | None,
+        remaining_s: Callable[[], float],
+    ) -> tuple[list[Any], str | None]:
+        self.stats.calls += 1
+        n = 0 if cursor is None else int(cursor[1:])
+        day = start[:10]
+        record = {"locationId": n + 1, "visits": {f"{day}T10:00:00Z": n + 1}}
+        following = None if n + 1 == self.locations else f"c{n + 1}"
+        if self.repeat_cursor and n == 1:
+            following = "c1"
+        return [record], following
+
+
+def make(
+    settings: Settings, pages: Pages
+) -> tuple[Exporter, MemoryStore, MemoryQueue, MemoryPublisher]:
+    store, queue, publisher = MemoryStore(), MemoryQueue(), MemoryPublisher()
+    return Exporter(settings, store, queue, publisher, lambda: pages), store, queue, publisher
+
+
+def request(first: date, last: date, key: str = "r1", at: datetime = NOW) -> RunRequest:
+    return RunRequest("on-demand", (5,), first, last, "utc", at, key)
+
+
+def run_all(exporter: Exporter, queue: MemoryQueue, budget_ms: int = 600_000) -> int:
+    invocations = 0
+    while queue.bodies:
+        body = queue.bodies.pop(0)
+        exporter.run_task(Task.from_body(body), Invocation(f"m{invocations}", lambda: budget_ms))
+        invocations += 1
+    return invocations
+
+
+def table(store: MemoryStore) -> dict[str, list[dict[str, Any]]]:
+    return {
+        key: [json.loads(line) for line in gzip.decompress(body).splitlines()]
+        for key, body in store.objects.items()
+        if key.startswith("wifi/metrics/")
+    }
+
+
+def test_one_window_run_commits_and_notifies_once(settings: Settings) -> None:
+    exporter, store, queue, publisher = make(settings, Pages())
+    (started,) = exporter.start(request(date(2023, 6, 1), date(2023, 6, 1)))
+    exporter.enqueue_windows(started.plan)
+    assert run_all(exporter, queue) == 1
+    data = table(store)
+    assert [k.rsplit("/", 1)[1] for k in data] == [f"{started.run_id}-w0-s0.json.gz"]
+    assert [r["visits"] for rows in data.values() for r in rows] == [1, 2, 3]
+    (_subject, message, attributes) = publisher.messages[0]
+    assert len(publisher.messages) == 1
+    assert attributes == {"status": "succeeded", "brandId": "5"}
+    assert json.loads(message)["totals"]["rows"] == 3
+
+
+def test_a_step_that_runs_out_of_time_checkpoints(settings: Settings) -> None:
+    exporter, store, queue, _ = make(settings, Pages())
+    (started,) = exporter.start(request(date(2023, 6, 1), date(2023, 6, 1)))
+    exporter.enqueue_windows(started.plan)
+    # Less time than the margin: one page per invocation, then a checkpoint.
+    assert run_all(exporter, queue, budget_ms=settings.time_safety_margin_ms - 1) == 3
+    assert len(table(store)) == 3
+
+
+def test_duplicate_step_message_is_absorbed(settings: Settings) -> None:
+    exporter, store, queue, publisher = make(settings, Pages())
+    (started,) = exporter.start(request(date(2023, 6, 1), date(2023, 6, 1)))
+    exporter.enqueue_windows(started.plan)
+    queue.bodies.append(queue.bodies[0])
+    run_all(exporter, queue, budget_ms=settings.time_safety_margin_ms - 1)
+    assert sum(len(rows) for rows in table(store).values()) == 3
+    assert len(publisher.messages) == 1
+
+
+def test_repeating_cursor_is_a_malformed_response(settings: Settings) -> None:
+    exporter, _, queue, _ = make(settings, Pages(locations=5, repeat_cursor=True))
+    (started,) = exporter.start(request(date(2023, 6, 1), date(2023, 6, 1)))
+    exporter.enqueue_windows(started.plan)
+    with pytest.raises(MalformedResponse, match="repeats"):
+        run_all(exporter, queue)
+
+
+def test_newest_run_owns_a_partition_whatever_the_commit_order(settings: Settings) -> None:
+    exporter, store, queue, _ = make(settings, Pages())
+    older = exporter.start(request(date(2023, 6, 1), date(2023, 6, 1), "a", NOW))[0]
+    newer = exporter.start(request(date(2023, 6, 1), date(2023, 6, 1), "b", NOW.replace(second=1)))[
+        0
+    ]
+    store.put("wifi/metrics/brand_id=5/dt=2023-06-01/uploaded-by-hand.json.gz", b"")
+    exporter.enqueue_windows(newer.plan)
+    run_all(exporter, queue)  # the newer run commits first
+    exporter.enqueue_windows(older.plan)
+    run_all(exporter, queue)  # then the older one: its copy must not stay
+    names = sorted(k.rsplit("/", 1)[1] for k in store.objects if k.startswith("wifi/metrics/"))
+    assert names == [f"{newer.run_id}-w0-s0.json.gz", "uploaded-by-hand.json.gz"]
+
+
+def test_forged_task_for_another_brand_is_refused(settings: Settings) -> None:
+    exporter, _, _, _ = make(settings, Pages())
+    (started,) = exporter.start(request(date(2023, 6, 1), date(2023, 6, 1)))
+    with pytest.raises(InvalidTask, match="plan"):
+        exporter.run_task(Task(started.run_id, 6, 0, 0, None), Invocation("m", lambda: 600_000))

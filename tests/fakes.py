@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import IO
 
 
 @dataclass
@@ -12,9 +13,12 @@ class MemoryStore:
     objects: dict[str, bytes] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
+    def put(
+        self, key: str, body: bytes | IO[bytes], content_type: str = "application/json"
+    ) -> None:
+        data = body if isinstance(body, bytes) else body.read()
         with self._lock:
-            self.objects[key] = body
+            self.objects[key] = data
 
     def put_if_absent(self, key: str, body: bytes, content_type: str = "application/json") -> bool:
         with self._lock:

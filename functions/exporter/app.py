@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from exporter import requests, wiring
 from exporter.errors import InvalidEvent
-from exporter.observability import logger, metrics, tracer
+from exporter.observability import logger, metrics, traced
 from exporter.runs import Invocation
 from exporter.service import utc_now
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
+@traced
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     service = wiring.service()
@@ -29,6 +25,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         kind = requests.classify(event)
         if kind == "sqs":
+            # Imported here, not at module level: it is the heaviest Powertools
+            # import and the start paths do not need it.
+            from aws_lambda_powertools.utilities.batch import (  # noqa: PLC0415
+                BatchProcessor,
+                EventType,
+                process_partial_response,
+            )
+
             processor = BatchProcessor(
                 event_type=EventType.SQS, raise_on_entire_batch_failure=False
             )

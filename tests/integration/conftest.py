@@ -170,9 +170,11 @@ def make_lab(
     from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
 
     from exporter.api_client import forget_tokens  # noqa: PLC0415
+    from exporter.aws import forget_credentials  # noqa: PLC0415
 
     parameters.clear_caches()
     forget_tokens()
+    forget_credentials()
 
     def make(**api_kwargs: Any) -> Lab:
         allowed = api_kwargs.pop("allowed_brands", None)

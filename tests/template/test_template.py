@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from exporter import schema
 
+from exporter import schema
 from tests.template.cfn_yaml import load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,7 +94,9 @@ def test_function_runtime_handler_and_recursion(function: dict[str, Any]) -> Non
     assert function["CodeUri"] == "functions/exporter/"
     # Lambda stops Lambda->SQS->Lambda chains after 16 hops unless allowed.
     assert function["RecursiveLoop"] == "Allow"
-    assert function["Tracing"] == "Active"
+    # Opt-in X-Ray (EnableTracing): the function only loads the SDK when told to.
+    assert function["Tracing"] == {"Fn::If": ["TracingOn", "Active", "PassThrough"]}
+    assert function["Environment"]["Variables"]["ENABLE_TRACING"] == {"Ref": "EnableTracing"}
     assert function["Layers"] == [{"Ref": "DependenciesLayer"}]
     assert function["Timeout"] == {"Ref": "FunctionTimeout"}
     assert function["MemorySize"] == {"Ref": "FunctionMemory"}

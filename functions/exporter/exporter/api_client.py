@@ -91,7 +91,8 @@ class AnalytiksClient:
         self._v3_url = f"{api_url}/wifi/json/v3"
         self._token_url = token_url
         self._audience = audience
-        self._credentials = credentials
+        self._credentials_source = credentials
+        self._creds: Credentials | None = None
         self._http = http or shared_pool()
         self._policy = policy or RetryPolicy()
         self._sleep = sleep
@@ -100,6 +101,12 @@ class AnalytiksClient:
         self.stats = CallStats()
 
     # -- token -------------------------------------------------------------
+
+    def _credentials(self) -> Credentials:
+        # Read once per client (one step of a window), not once per page.
+        if self._creds is None:
+            self._creds = self._credentials_source()
+        return self._creds
 
     def _token(self, remaining_s: Callable[[], float]) -> str:
         creds = self._credentials()

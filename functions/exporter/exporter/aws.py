@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from exporter.api_client import Credentials
 from exporter.codec import JSONDecodeError, loads
-from exporter.errors import ConfigError, PermanentError
+from exporter.errors import PermanentError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -66,9 +66,16 @@ def _is_precondition_failed(exc: Exception) -> bool:
 class S3Store:
     def __init__(self, bucket: str, client: S3Client | None = None) -> None:
         self.bucket = bucket
-        self._client = client or s3_client()
+        self._given = client
 
-    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
+    @property
+    def _client(self) -> S3Client:
+        # Created on first use: a cold start pays only for the clients it needs.
+        return self._given or s3_client()
+
+    def put(
+        self, key: str, body: bytes | IO[bytes], content_type: str = "application/json"
+    ) -> None:
         self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
 
     def put_if_absent(self, key: str, body: bytes, content_type: str = "application/json") -> bool:
@@ -134,7 +141,11 @@ class S3Store:
 class SnsPublisher:
     def __init__(self, topic_arn: str, client: SNSClient | None = None) -> None:
         self.topic_arn = topic_arn
-        self._client = client or sns_client()
+        self._given = client
+
+    @property
+    def _client(self) -> SNSClient:
+        return self._given or sns_client()
 
     def publish(self, subject: str, message: str, attributes: dict[str, str]) -> None:
         self._client.publish(
@@ -151,7 +162,11 @@ class SnsPublisher:
 class SqsQueue:
     def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
         self.queue_url = queue_url
-        self._client = client or sqs_client()
+        self._given = client
+
+    @property
+    def _client(self) -> SQSClient:
+        return self._given or sqs_client()
 
     def send(self, bodies: Sequence[str]) -> None:
         for start in range(0, len(bodies), _SEND_BATCH):
@@ -165,17 +180,41 @@ class SqsQueue:
                 raise RuntimeError(f"SQS send failed: {first.get('Code')} {first.get('Message')}")
 
 
+@functools.cache
+def _secrets() -> Any:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider  # noqa: PLC0415
+
+    # Our own session: its loader has already read the endpoint and service
+    # metadata for the other clients, which makes this client cheap to create.
+    return SecretsProvider(boto3_session=_session())
+
+
+def forget_credentials() -> None:
+    """Drop the cached secret (the cache otherwise lives for the warm container)."""
+    _secrets.cache_clear()
+
+
 def read_credentials(secret_id: str) -> Credentials:
     """Client credentials from Secrets Manager, cached by Powertools across warm invocations."""
-    from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
+    from aws_lambda_powertools.utilities.parameters.exceptions import (  # noqa: PLC0415
+        GetParameterError,
+    )
 
-    raw = parameters.get_secret(secret_id, max_age=300)
+    try:
+        raw = _secrets().get(secret_id, max_age=300)
+    except GetParameterError as exc:
+        text = str(exc)
+        if any(code in text for code in ("ResourceNotFound", "AccessDenied", "InvalidRequest")):
+            raise PermanentError(
+                f"SECRET_ID: secret {secret_id!r} cannot be read ({text[:120]})"
+            ) from None
+        raise
     try:
         value = loads(raw.encode() if isinstance(raw, str) else raw)
     except JSONDecodeError:
-        raise ConfigError(f"SECRET_ID: secret {secret_id!r} is not JSON") from None
+        raise PermanentError(f"SECRET_ID: secret {secret_id!r} is not JSON") from None
     if not isinstance(value, dict):
-        raise ConfigError(f"SECRET_ID: secret {secret_id!r} is not a JSON object")
+        raise PermanentError(f"SECRET_ID: secret {secret_id!r} is not a JSON object")
     client_id, client_secret = value.get("client_id"), value.get("client_secret")
     if not isinstance(client_id, str) or not isinstance(client_secret, str):
         raise PermanentError(

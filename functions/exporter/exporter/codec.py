@@ -11,9 +11,11 @@ The output is an ordinary gzip member that Athena, DuckDB and gunzip read.
 
 from __future__ import annotations
 
+import tempfile
 import zlib
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import orjson
 
@@ -23,7 +25,8 @@ GZIP_LEVEL: Final[int] = 5
 _GZIP_WBITS: Final[int] = 31  # 16 + 15: a gzip header and trailer around raw deflate
 # Uncompressed chunks allowed to queue up behind the compressor before the
 # producer waits: bounds memory when compression is the slower side.
-_MAX_PENDING: Final[int] = 8
+_MAX_PENDING: Final[int] = 2
+_SPOOL_BYTES: Final[int] = 1 << 20
 
 
 def loads(data: bytes) -> Any:
@@ -39,35 +42,43 @@ def dumps_pretty(value: Any) -> bytes:
 
 
 class GzipWriter:
-    """An in-memory gzip member that grows as text is added: holds compressed bytes, not rows.
+    """One gzip member per (partition, window, invocation), built as lines arrive.
 
-    With an executor, `write` hands the compression to it; the executor must
-    have a single worker so chunks are compressed in the order written.
+    Compressed output is spooled to a temporary file past `_SPOOL_BYTES`, so the
+    function's memory does not grow with the export's size (Lambda's /tmp holds
+    it; the upload streams from it). With an executor, `write` hands the
+    compression to it; the executor must have a single worker so chunks are
+    compressed in the order written.
     """
 
-    __slots__ = ("_chunks", "_compressor", "_executor", "raw_bytes", "rows")
+    __slots__ = ("_compressor", "_executor", "_pending", "_sink", "raw_bytes", "rows")
 
     def __init__(self, executor: ThreadPoolExecutor | None = None) -> None:
         self._compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, _GZIP_WBITS)
         self._executor = executor
-        self._chunks: list[Future[bytes] | bytes] = []
+        self._sink: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115
+        self._pending: deque[Future[None]] = deque()
         self.rows = 0
         self.raw_bytes = 0
+
+    def _compress(self, data: bytes) -> None:
+        self._sink.write(self._compressor.compress(data))
 
     def write(self, data: bytes, rows: int) -> None:
         self.rows += rows
         self.raw_bytes += len(data)
         if self._executor is None:
-            self._chunks.append(self._compressor.compress(data))
+            self._compress(data)
             return
-        if len(self._chunks) >= _MAX_PENDING:
-            pending = self._chunks[-_MAX_PENDING]
-            if isinstance(pending, Future):
-                pending.result()
-        self._chunks.append(self._executor.submit(self._compressor.compress, data))
+        while len(self._pending) >= _MAX_PENDING:
+            self._pending.popleft().result()
+        self._pending.append(self._executor.submit(self._compress, data))
 
-    def finish(self) -> bytes:
-        parts = [c.result() if isinstance(c, Future) else c for c in self._chunks]
-        parts.append(self._compressor.flush())
-        self._chunks = []
-        return b"".join(parts)
+    def finish(self) -> tuple[IO[bytes], int]:
+        """The finished gzip file, rewound, and its size. The caller closes it."""
+        while self._pending:
+            self._pending.popleft().result()
+        self._sink.write(self._compressor.flush())
+        size = self._sink.tell()
+        self._sink.seek(0)
+        return self._sink, size

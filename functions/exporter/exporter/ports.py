@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from typing import IO, Protocol
 
 
 class ObjectStore(Protocol):
-    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None: ...
+    def put(
+        self, key: str, body: bytes | IO[bytes], content_type: str = "application/json"
+    ) -> None: ...
 
     def put_if_absent(self, key: str, body: bytes, content_type: str = "application/json") -> bool:
         """Create `key` only if nothing is there (S3 `If-None-Match: *`); False if it existed."""

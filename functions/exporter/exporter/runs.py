@@ -230,12 +230,13 @@ class Exporter:
         objects: list[StagedObject] = []
         for dt in sorted(writers):
             writer = writers[dt]
-            body = writer.finish()
+            body, size = writer.finish()
             key = keys.staged(task.window, task.step, attempt, dt)
-            self.store.put(key, body)
-            objects.append(StagedObject(dt, key, writer.rows, len(body)))
+            with body:
+                self.store.put(key, body)
+            objects.append(StagedObject(dt, key, writer.rows, size))
             totals.rows += writer.rows
-            totals.bytes += len(body)
+            totals.bytes += size
         record = StepRecord(
             window=task.window,
             step=task.step,

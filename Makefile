@@ -38,6 +38,10 @@ pr: test ## alias kept for muscle memory: what a pull request must pass
 demo: $(STAMP) ## run the exporter end to end on moto + the local fake API
 	$(PY) -m local.demo
 
+BENCH_ARGS ?=
+bench: $(STAMP) ## benchmark vs baselines: bench/results/latest.json + docs/performance.md
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 clean: ## remove the virtualenv and build output
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
 
@@ -100,3 +104,11 @@ delete: $(SAM_STAMP) ## delete the stack (the export bucket and its data are ret
 
 clean-sam: ## remove the SAM virtualenv and build output
 	rm -rf $(SAM_VENV) .aws-sam
+
+# --- the fault and bad-input campaign (docs/reliability.md) --------------------------
+# `make test` runs it at CI size (tests/chaos); this runs it larger and rewrites the
+# table in docs/reliability.md. CHAOS_SIZE=ci gives the quick version of the same table.
+CHAOS_SIZE ?= full
+
+chaos: $(STAMP) ## fault and bad-input campaign at full size; writes docs/reliability.md
+	CHAOS_SIZE=$(CHAOS_SIZE) CHAOS_REPORT=docs/reliability.md $(VENV)/bin/pytest tests/chaos -q $(PYTEST_ARGS)

@@ -1,0 +1,258 @@
+"""docs/performance.md from the benchmark's results (the hand-written notes survive)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+NOTES_START, NOTES_END = "<!-- notes:start -->", "<!-- notes:end -->"
+DEFAULT_NOTES = f"""{NOTES_START}
+## Design notes
+
+(Hand-written; `make bench` keeps everything between the notes markers.)
+{NOTES_END}"""
+
+METHOD = """\
+## Method
+
+`make bench` (`bench/run.py`) starts the fake analytiks API (`python -m
+local.fake_analytiks`, page size 50) and the moto server, each in its own
+process on a free loopback port, and creates the bucket, queue (+ DLQ), topic
+(+ an SQS inbox subscribed to it) and the API secret through boto3 with
+`AWS_ENDPOINT_URL` pointing at moto. Every measured workload then runs in a
+fresh child process (`python -m bench.child MODE`):
+
+* **bare**: token, then every v3 page of the range with urllib3; the bytes
+  are read and discarded (the cursor is read off the head of the page). The
+  floor: what moving the data over HTTP costs.
+* **raw-gzip**: bare + stdlib `gzip.compress(page, 6)` of every raw page and
+  one S3 `put_object` per page. The naive exporter.
+* **exporter**: the real handler with the deployment's environment: an
+  on-demand invoke (plans and enqueues the windows), then
+  `local.harness.drain` delivers the queue's messages the way Lambda's event
+  source mapping does (walk, stage, commit, notify). Logs at WARNING, tracing off.
+
+Wall time is measured around the child process (so it includes interpreter
+start and imports, as a cold Lambda pays them; `work` is the child's own
+timing without imports), CPU (user + sys) and peak RSS come from `os.wait4`'s
+rusage of that child. The fake API and moto run in other processes and are
+not in the CPU and RSS figures. Each figure is the median of the repetitions;
+the three modes run interleaved (rotating order) so drift hits them all. The
+fake's page cache is warmed by one untimed bare walk per workload. S3
+requests are counted with a botocore `before-call` hook on the exporter's
+session. Cost figures use the template's `FunctionMemory` and the exporter's
+wall time (a conservative stand-in for billed duration: local HTTP and moto
+are not AWS).
+"""
+
+
+def _f(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def workload_table(res: dict[str, Any]) -> str:
+    header = [
+        "workload",
+        "mode",
+        "wall s",
+        "work s",
+        "CPU s",
+        "peak RSS MB",
+        "loc-h / CPU-s",
+        "bytes written",
+        "objects",
+        "API calls",
+        "wall vs bare",
+        "wall vs raw-gzip",
+        "CPU vs bare",
+        "CPU vs raw-gzip",
+    ]
+    rows = []
+    for w in res["workloads"]:
+        for mode, m in w["modes"].items():
+            rows.append(
+                [
+                    w["name"],
+                    mode,
+                    _f(m["wall_s"]),
+                    _f(m["work_s"]),
+                    _f(m["cpu_s"]),
+                    _f(m["rss_mb"], 0),
+                    _f(m["location_hours_per_cpu_s"], 0),
+                    _f(m["bytes_written"]),
+                    _f(m["objects_written"]),
+                    _f(m["api_calls"]),
+                    _f(m.get("wall_vs_bare")),
+                    _f(m.get("wall_vs_raw_gzip")),
+                    _f(m.get("cpu_vs_bare")),
+                    _f(m.get("cpu_vs_raw_gzip")),
+                ]
+            )
+    return _table(header, rows)
+
+
+def targets_table(res: dict[str, Any]) -> str:
+    rows = []
+    for t in res["targets"]:
+        verdict = "not measured" if t["met"] is None else ("MET" if t["met"] else "NOT MET")
+        if t["figure"] is None:
+            figure = t["text"] if t["met"] is not None else "-"
+        else:
+            figure = f"{_f(t['figure'])} {t['text']} (limit {_f(t['limit'])})"
+        rows.append([t["name"], verdict, figure])
+    return _table(["target", "verdict", "figure"], rows)
+
+
+def details(res: dict[str, Any]) -> str:
+    size = res.get("output_size") or {}
+    cold = res["cold_start"]
+    parts = ["## Output size", ""]
+    if size:
+        parts.append(
+            f"Objects of the first workload ({_f(size['objects'])} objects, "
+            f"{_f(size['rows'])} rows): JSON Lines {_f(size['json_lines_bytes_per_row'], 1)} "
+            f"bytes/row; the exporter's gzip {_f(size['exporter_bytes_per_row'], 2)} bytes/row; "
+            f"stdlib gzip level 6 of the same lines {_f(size['stdlib_gzip6_bytes_per_row'], 2)} "
+            f"bytes/row: ratio {_f(size['ratio'], 3)}."
+        )
+    parts += [
+        "",
+        "## Cold start",
+        "",
+        f"Median of {cold['runs']} fresh `python -c` processes, import time measured inside: "
+        f"`import boto3` {_f(cold['boto3']['import_s'] * 1000, 0)} ms, `import app` "
+        f"{_f(cold['app']['import_s'] * 1000, 0)} ms (ratio {_f(cold['ratio'], 2)}; "
+        f"`import app` loads boto3: {_f(cold['app']['boto3_loaded'])}). Whole processes: "
+        f"{_f(cold['boto3']['process_wall_s'] * 1000, 0)} ms and "
+        f"{_f(cold['app']['process_wall_s'] * 1000, 0)} ms.",
+        "",
+        "## API and correctness",
+        "",
+    ]
+    rows = []
+    for w, check in zip(res["workloads"], res["api"]["checks"], strict=True):
+        e = w["modes"]["exporter"]
+        rows.append(
+            [
+                w["name"],
+                _f(e["rows"]),
+                _f(w["expected_rows"]),
+                _f(check["api_calls"]),
+                _f(check["pages"]),
+                _f(check["retries"]),
+                _f(check["expected_pages"]),
+                _f(e["invocations"]),
+                e["status"],
+            ]
+        )
+    parts.append(
+        _table(
+            [
+                "workload",
+                "rows",
+                "expected rows",
+                "API calls",
+                "pages",
+                "retries",
+                "expected pages",
+                "invocations",
+                "run",
+            ],
+            rows,
+        )
+    )
+    counters = res["api"].get("fake_api_counters")
+    parts += [
+        "",
+        "The fake API's own counters: "
+        + ("read over HTTP." if counters else "not exposed over HTTP; the manifest is used."),
+        "",
+        "## Cost",
+        "",
+    ]
+    c = res["cost"]
+    rows = [
+        [
+            name,
+            _f(v["lambda_gb_s_per_million_location_hours"], 1),
+            _f(v["s3_requests_per_million_location_hours"], 0),
+            ", ".join(f"{op} {n}" for op, n in v["s3_by_operation"].items()),
+        ]
+        for name, v in c["workloads"].items()
+    ]
+    parts.append(
+        f"At {c['memory_mb']} MB (template default), from the exporter's wall time:\n\n"
+        + _table(
+            ["workload", "Lambda GB-s / M location-hours", "S3 requests / M loc-h", "S3 calls"],
+            rows,
+        )
+    )
+    return "\n".join(parts)
+
+
+def machine(res: dict[str, Any]) -> str:
+    m, src = res["machine"], res["source"]
+    changes = ", ".join(f"`{line}`" for line in src["uncommitted"]) or "none"
+    warning = (
+        " **The exporter's sources changed during the run: the figures are mixed.**"
+        if src.get("changed_during_run")
+        else ""
+    )
+    return (
+        f"## Machine\n\n{m['cpu_model']}, {m['cores']} cores, {m['platform']}, Python "
+        f"{m['python']}; run {m['date']}, {res['config']['repetitions']} repetition(s), "
+        f"took {res['duration_s']:.0f} s. Code: `{src['git_head'][:12]}`, uncommitted "
+        f"changes under functions/ and local/: {changes}.{warning}"
+    )
+
+
+def render(res: dict[str, Any], notes: str) -> str:
+    return (
+        "\n\n".join(
+            [
+                "# Performance",
+                notes,
+                "<!-- Everything below is generated by `make bench` (bench/run.py). -->",
+                METHOD.rstrip(),
+                "## Results\n\n" + workload_table(res),
+                "## Targets\n\n" + targets_table(res),
+                details(res),
+                machine(res),
+            ]
+        )
+        + "\n"
+    )
+
+
+def existing_notes(path: Path) -> str:
+    if path.exists():
+        found = re.search(
+            re.escape(NOTES_START) + r".*?" + re.escape(NOTES_END), path.read_text(), re.S
+        )
+        if found:
+            return found.group(0)
+    return DEFAULT_NOTES
+
+
+def write(path: Path, res: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(res, existing_notes(path)))
+
+
+def summary(res: dict[str, Any]) -> str:
+    return "\n\n".join([workload_table(res), targets_table(res)])

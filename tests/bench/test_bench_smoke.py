@@ -1,0 +1,103 @@
+"""`bench/run.py --smoke`: the benchmark harness works end to end (not its timings)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from local.fake_analytiks import expected_rows
+
+ROOT = Path(__file__).resolve().parents[2]
+MODE_FIGURES = (
+    "wall_s",
+    "work_s",
+    "cpu_s",
+    "rss_mb",
+    "location_hours_per_cpu_s",
+    "bytes_written",
+    "objects_written",
+    "api_calls",
+    "pages",
+    "runs",
+)
+TARGETS = (
+    "exporter wall <= 1.0 x raw-gzip wall (2,000 locations)",
+    "exporter wall <= 1.0 x raw-gzip wall (8,000 locations)",
+    "peak RSS <= 150 MB (2,000 locations)",
+    "RSS(8,000) <= 1.15 x RSS(2,000)",
+    "gzipped bytes/row <= 1.15 x stdlib gzip-6 bytes/row",
+    "CPU(30 days) <= 6.3 x CPU(5 days) (2,000 locations)",
+    "API calls = pages + retries; pages = ceil(locations/50) x windows",
+    "import app <= 1.3 x import boto3",
+)
+
+
+def test_bench_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((out / "latest.json").read_text())
+    markdown = (out / "performance.md").read_text()
+
+    for name in ("platform", "cpu_model", "cores", "python", "date"):
+        assert results["machine"][name], name
+    assert results["duration_s"] > 0
+
+    [workload] = results["workloads"]
+    assert set(workload["modes"]) == {"bare", "raw-gzip", "exporter"}
+    for mode, figures in workload["modes"].items():
+        for name in MODE_FIGURES:
+            assert name in figures, (mode, name)
+        assert figures["wall_s"] > 0 and figures["cpu_s"] > 0 and figures["rss_mb"] > 0
+    for name in ("wall_vs_bare", "wall_vs_raw_gzip", "cpu_vs_bare", "cpu_vs_raw_gzip"):
+        assert name in workload["modes"]["exporter"], name
+
+    exporter = workload["modes"]["exporter"]
+    assert exporter["status"] == "succeeded"
+    assert exporter["notification"]["status"] == "succeeded"
+    expected = sum(
+        1
+        for _ in expected_rows(
+            workload["brand"],
+            workload["locations"],
+            f"{workload['start']}T00:00:00.000Z",
+            f"{workload['end']}T23:59:59.999Z",
+        )
+    )
+    assert exporter["rows"] == expected > 0
+    assert exporter["api_calls"] == exporter["pages"] + exporter["retries"]
+    assert exporter["pages"] == workload["expected_pages"]
+    assert exporter["s3_requests"] > 0 and exporter["objects_written"] >= 1
+
+    size = results["output_size"]
+    assert size["rows"] == expected
+    for name in ("exporter_bytes_per_row", "stdlib_gzip6_bytes_per_row", "ratio"):
+        assert size[name] > 0, name
+    cold = results["cold_start"]
+    assert cold["boto3"]["import_s"] > 0 and cold["app"]["import_s"] > 0 and cold["ratio"] > 0
+    cost = results["cost"]["workloads"][workload["name"]]
+    assert cost["lambda_gb_s_per_million_location_hours"] > 0
+    assert cost["s3_requests_per_million_location_hours"] > 0
+    assert results["cost"]["memory_mb"] == 1769
+
+    assert [t["name"] for t in results["targets"]] == list(TARGETS)
+    assert "## Results" in markdown and "## Targets" in markdown
+    assert "<!-- notes:start -->" in markdown and "<!-- notes:end -->" in markdown
+
+
+def test_notes_survive_a_rewrite(tmp_path: Path) -> None:
+    from bench import report  # noqa: PLC0415
+
+    path = tmp_path / "performance.md"
+    notes = "<!-- notes:start -->\n## Design notes\n\nkeep me\n<!-- notes:end -->"
+    path.write_text(f"# Performance\n\n{notes}\n\nold generated text\n")
+    assert report.existing_notes(path) == notes

@@ -37,6 +37,7 @@ sys.path.insert(0, str(EXPORTER_DIR))
 
 from bench import report  # noqa: E402
 from bench.procs import Measured, Processes  # noqa: E402
+from local.resources import clients, provision  # noqa: E402
 
 PY = sys.executable
 REGION = "us-east-1"
@@ -189,52 +190,16 @@ class Bench:
         self.env = {**base, "AWS_ENDPOINT_URL": moto_url}
 
     def create_resources(self) -> None:
-        import boto3  # noqa: PLC0415
-
-        session = boto3.session.Session(
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            aws_session_token="testing",
-            region_name=REGION,
-        )
-        endpoint = self.env["AWS_ENDPOINT_URL"]
-        s3 = session.client("s3", endpoint_url=endpoint)
-        sqs = session.client("sqs", endpoint_url=endpoint)
-        sns = session.client("sns", endpoint_url=endpoint)
-        secrets = session.client("secretsmanager", endpoint_url=endpoint)
-        s3.create_bucket(Bucket=BUCKET)
-        dlq_url = sqs.create_queue(QueueName="wifi-export-bench-dlq")["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "10"})
-        queue_url = sqs.create_queue(
-            QueueName="wifi-export-bench-checkpoints",
-            Attributes={"VisibilityTimeout": "60", "RedrivePolicy": redrive},
-        )["QueueUrl"]
-        topic_arn = sns.create_topic(Name="wifi-export-bench-runs")["TopicArn"]
-        inbox_url = sqs.create_queue(QueueName="wifi-export-bench-inbox")["QueueUrl"]
-        inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=inbox_arn)
-        secret_id = "wifi-export-bench/analytiks"
-        secrets.create_secret(
-            Name=secret_id,
-            SecretString=json.dumps({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}),
-        )
-        self.s3 = s3
-        self.resources = {"queue_url": queue_url, "inbox_url": inbox_url}
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            os.environ.setdefault(name, "testing")
+        make = clients(REGION, self.env["AWS_ENDPOINT_URL"])
+        deployment = provision(make, name=BUCKET, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+        self.s3 = make("s3")
+        self.bucket = deployment.bucket
+        self.resources = {"queue_url": deployment.queue_url, "inbox_url": deployment.inbox_url}
         # The exporter's deployment environment (as tests/integration/conftest.py wires it).
         self.env.update(
-            SECRET_ID=secret_id,
-            BUCKET_NAME=BUCKET,
-            TOPIC_ARN=topic_arn,
-            QUEUE_URL=queue_url,
-            API_URL=self.api_url,
-            TOKEN_URL=self.api_url + "/oauth/token",
-            DATA_PREFIX=DATA_PREFIX,
-            STATE_PREFIX=STATE_PREFIX,
+            deployment.environment(self.api_url, DATA_PREFIX, STATE_PREFIX),
             TIME_BASIS="utc",
             WINDOW_DAYS=str(WINDOW_DAYS),
             TIME_SAFETY_MARGIN_MS="5000",
@@ -272,7 +237,7 @@ class Bench:
                     "start": w.first.isoformat(),
                     "end": w.last.isoformat(),
                     "windows": w.windows(),
-                    "bucket": BUCKET,
+                    "bucket": self.bucket,
                     "state_prefix": STATE_PREFIX,
                     **self.resources,
                 }
@@ -330,7 +295,7 @@ class Bench:
         """The exporter's objects against stdlib gzip level 6 of the very same JSON Lines."""
         exporter_bytes = stdlib_bytes = raw_bytes = rows = 0
         for key in keys:
-            body = self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
             lines = gzip.decompress(body)
             exporter_bytes += len(body)
             raw_bytes += len(lines)

@@ -26,6 +26,7 @@ import boto3  # noqa: E402
 
 from local import services  # noqa: E402
 from local.harness import FakeContext, drain, export_table  # noqa: E402
+from local.resources import clients, provision, read_notifications  # noqa: E402
 
 BRAND, OTHER_BRAND = 1234, 777
 REGION = "us-east-1"
@@ -38,46 +39,6 @@ SMALL_BUDGET_MS = MARGIN_MS + 40
 
 def say(text: str = "") -> None:
     print(text, flush=True)
-
-
-def create_resources(endpoint: str) -> dict[str, str]:
-    s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
-    sqs = boto3.client("sqs", region_name=REGION, endpoint_url=endpoint)
-    sns = boto3.client("sns", region_name=REGION, endpoint_url=endpoint)
-    secrets = boto3.client("secretsmanager", region_name=REGION, endpoint_url=endpoint)
-    bucket = "wifi-export-demo"
-    s3.create_bucket(Bucket=bucket)
-    dlq = sqs.create_queue(QueueName="wifi-export-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    queue = sqs.create_queue(
-        QueueName="wifi-export-checkpoints",
-        Attributes={
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})
-        },
-    )["QueueUrl"]
-    topic = sns.create_topic(Name="wifi-export-runs")["TopicArn"]
-    inbox = sqs.create_queue(QueueName="wifi-export-inbox")["QueueUrl"]
-    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
-    secrets.create_secret(
-        Name="wifi-export/analytiks",
-        SecretString=json.dumps({"client_id": "demo-client", "client_secret": "demo-secret"}),
-    )
-    return {"bucket": bucket, "queue": queue, "topic": topic, "inbox": inbox}
-
-
-def read_notifications(sqs: Any, inbox: str) -> list[dict[str, Any]]:
-    notes = []
-    while got := sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages"):
-        for message in got:
-            envelope = json.loads(message["Body"])
-            notes.append({"subject": envelope["Subject"], "body": json.loads(envelope["Message"])})
-            sqs.delete_message(QueueUrl=inbox, ReceiptHandle=message["ReceiptHandle"])
-    return notes
 
 
 def show_partitions(s3: Any, bucket: str) -> None:
@@ -115,20 +76,16 @@ def main() -> int:
                 "POWERTOOLS_METRICS_DISABLED": "true",
             }
         )
-        res = create_resources(endpoint)
+        deployment = provision(
+            clients(REGION),
+            name="wifi-export-demo",
+            client_id="demo-client",
+            client_secret="demo-secret",
+        )
         os.environ.update(
-            {
-                "SECRET_ID": "wifi-export/analytiks",
-                "BUCKET_NAME": res["bucket"],
-                "TOPIC_ARN": res["topic"],
-                "QUEUE_URL": res["queue"],
-                "DATA_PREFIX": DATA_PREFIX,
-                "STATE_PREFIX": STATE_PREFIX,
-                "API_URL": api,
-                "TOKEN_URL": api + "/oauth/token",
-                "BRAND_IDS": f"{BRAND},{OTHER_BRAND}",
-                "TIME_SAFETY_MARGIN_MS": str(MARGIN_MS),
-            }
+            deployment.environment(api, DATA_PREFIX, STATE_PREFIX),
+            BRAND_IDS=f"{BRAND},{OTHER_BRAND}",
+            TIME_SAFETY_MARGIN_MS=str(MARGIN_MS),
         )
         import app  # noqa: PLC0415 -- after the environment is configured
 
@@ -150,7 +107,7 @@ def main() -> int:
             )
 
         report = drain(
-            app.handler, sqs, res["queue"], budget_ms=SMALL_BUDGET_MS, on_invoke=show_hop
+            app.handler, sqs, deployment.queue_url, budget_ms=SMALL_BUDGET_MS, on_invoke=show_hop
         )
         say(f"   queue drained: {report.invocations} invocations (each walked one page, then")
         say("   flushed its rows and sent a checkpoint for the next one)")
@@ -171,15 +128,15 @@ def main() -> int:
         for run in answer["runs"]:
             days = f"{run['startDate']}..{run['endDate']}"
             say(f"   run {run['runId']}: brand {run['brandId']} {days}")
-        drain(app.handler, sqs, res["queue"], budget_ms=600_000)
+        drain(app.handler, sqs, deployment.queue_url, budget_ms=600_000)
         say("   exported inside the scheduled invocation itself (one window: no queue hop)")
 
         say()
-        show_partitions(s3, res["bucket"])
+        show_partitions(s3, deployment.bucket)
 
         say()
         say("Notifications (one per run):")
-        for note in read_notifications(sqs, res["inbox"]):
+        for note in read_notifications(sqs, deployment.inbox_url):
             body = note["body"]
             say(f"  {note['subject']}")
             say(
@@ -190,7 +147,7 @@ def main() -> int:
 
         say()
         say("Athena-style SQL over the exported files (DuckDB, hive partitions, table schema):")
-        con = export_table(s3, res["bucket"], DATA_PREFIX, Path(tmp) / "table")
+        con = export_table(s3, deployment.bucket, DATA_PREFIX, Path(tmp) / "table")
         query = (
             "SELECT brand_id, dt, location_id, sum(visits) AS visits, "
             "round(avg(dwell_time_ms) / 60000.0, 1) AS avg_dwell_min "

@@ -4,7 +4,6 @@ service would invoke it."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -17,6 +16,7 @@ from moto import mock_aws
 
 from local.fake_analytiks import FakeAnalytiks, expected_rows
 from local.harness import DrainReport, FakeContext, drain, export_table
+from local.resources import clients, provision, read_notifications
 
 CLIENT_SECRET = "s3cr3t-Sh0uld-N3ver-Leak-7f1d"
 REGION = "us-east-1"
@@ -66,26 +66,7 @@ class Lab:
 
     def notifications(self) -> list[dict[str, Any]]:
         """Every SNS notification so far (bodies parsed, attributes flattened)."""
-        while True:
-            got = self.sqs.receive_message(QueueUrl=self.inbox_url, MaxNumberOfMessages=10).get(
-                "Messages", []
-            )
-            if not got:
-                break
-            for message in got:
-                envelope = json.loads(message["Body"])
-                self._inbox.append(
-                    {
-                        "subject": envelope.get("Subject"),
-                        "body": json.loads(envelope["Message"]),
-                        "attributes": {
-                            k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()
-                        },
-                    }
-                )
-                self.sqs.delete_message(
-                    QueueUrl=self.inbox_url, ReceiptHandle=message["ReceiptHandle"]
-                )
+        self._inbox.extend(read_notifications(self.sqs, self.inbox_url))
         return list(self._inbox)
 
     def list_keys(self, prefix: str = "") -> list[str]:
@@ -183,54 +164,27 @@ def make_lab(
         s3 = boto3.client("s3", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
         sns = boto3.client("sns", region_name=REGION)
-        secrets = boto3.client("secretsmanager", region_name=REGION)
-        bucket = "wifi-export-test-bucket"
-        s3.create_bucket(Bucket=bucket)
-        dlq_url = sqs.create_queue(QueueName="wifi-export-dlq")["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        queue_url = sqs.create_queue(
-            QueueName="wifi-export-checkpoints",
-            Attributes={
-                "VisibilityTimeout": "60",
-                "RedrivePolicy": json.dumps(
-                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "10"}
-                ),
-            },
-        )["QueueUrl"]
-        topic_arn = sns.create_topic(Name="wifi-export-runs")["TopicArn"]
-        inbox_url = sqs.create_queue(QueueName="wifi-export-inbox")["QueueUrl"]
-        inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=inbox_arn)
-        secrets.create_secret(
-            Name="wifi-export/analytiks",
-            SecretString=json.dumps({"client_id": "demo-client", "client_secret": CLIENT_SECRET}),
+        deployment = provision(
+            clients(REGION),
+            name="wifi-export-test",
+            client_id="demo-client",
+            client_secret=CLIENT_SECRET,
         )
         lab = Lab(
             api=api,
             s3=s3,
             sqs=sqs,
             sns=sns,
-            bucket=bucket,
-            queue_url=queue_url,
-            dlq_url=dlq_url,
-            topic_arn=topic_arn,
-            inbox_url=inbox_url,
+            bucket=deployment.bucket,
+            queue_url=deployment.queue_url,
+            dlq_url=deployment.dlq_url,
+            topic_arn=deployment.topic_arn,
+            inbox_url=deployment.inbox_url,
             monkeypatch=monkeypatch,
             tmp=tmp_path,
         )
         lab.configure(
-            SECRET_ID="wifi-export/analytiks",
-            BUCKET_NAME=bucket,
-            TOPIC_ARN=topic_arn,
-            QUEUE_URL=queue_url,
-            DATA_PREFIX="wifi/metrics",
-            STATE_PREFIX="wifi/_exports",
-            API_URL=api.url,
-            TOKEN_URL=api.token_url,
+            **deployment.environment(api.url),
             TIME_SAFETY_MARGIN_MS="2000",
             BRAND_IDS="1234",
         )

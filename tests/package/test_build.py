@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from exporter import schema
 
+from exporter import schema
+from local.resources import clients, provision
 from tests.template.cfn_yaml import load
 
 pytestmark = pytest.mark.slow
@@ -192,7 +192,12 @@ def fake_api_url(tmp_path: Path) -> Iterator[str]:
 
 
 def test_built_handler_exports_an_on_demand_range(
-    built: Path, lambda_python: str, tmp_path: Path, moto_url: str, fake_api_url: str
+    built: Path,
+    lambda_python: str,
+    tmp_path: Path,
+    moto_url: str,
+    fake_api_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     aws = {
         "AWS_ENDPOINT_URL": moto_url,
@@ -202,40 +207,27 @@ def test_built_handler_exports_an_on_demand_range(
         "AWS_REGION": REGION,
         "AWS_EC2_METADATA_DISABLED": "true",
     }
-    session = boto3.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+    for name, value in aws.items():
+        monkeypatch.setenv(name, value)
+    make = clients(REGION, moto_url)
+    deployment = provision(
+        make, name="wifi-export-package", client_id="demo-client", client_secret="demo-secret"
     )
-    s3 = session.client("s3", endpoint_url=moto_url)
-    sqs = session.client("sqs", endpoint_url=moto_url)
-    sns = session.client("sns", endpoint_url=moto_url)
-    secrets = session.client("secretsmanager", endpoint_url=moto_url)
-    bucket = "wifi-export-package-test"
-    s3.create_bucket(Bucket=bucket)
-    queue_url = sqs.create_queue(QueueName="wifi-export-checkpoints")["QueueUrl"]
-    topic_arn = sns.create_topic(Name="wifi-export")["TopicArn"]
-    secrets.create_secret(
-        Name="wifi-export/analytiks",
-        SecretString=json.dumps({"client_id": "demo-client", "client_secret": "demo-secret"}),
-    )
+    s3, sqs = make("s3"), make("sqs")
+    bucket, queue_url = deployment.bucket, deployment.queue_url
     env = {
         **aws,
-        "SECRET_ID": "wifi-export/analytiks",
-        "BUCKET_NAME": bucket,
-        "DATA_PREFIX": "wifi/metrics",
-        "STATE_PREFIX": "wifi/_exports",
-        "TOPIC_ARN": topic_arn,
-        "QUEUE_URL": queue_url,
+        **deployment.environment(fake_api_url),
         "BRAND_IDS": "",
         "LOOKBACK_DAYS": "1",
         "TIME_BASIS": "utc",
         # One-day windows: the two-day range fans out into two SQS windows.
         "WINDOW_DAYS": "1",
-        "API_URL": fake_api_url,
-        "TOKEN_URL": f"{fake_api_url}/oauth/token",
         "API_AUDIENCE": "https://gql.analytiks.ai",
         "TIME_SAFETY_MARGIN_MS": "60000",
         "MAX_HOPS": "200",
         "MAX_RECEIVE_COUNT": "5",
+        "ENABLE_TRACING": "false",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "WifiExport",
         "POWERTOOLS_SERVICE_NAME": "wifi-export",

@@ -323,9 +323,10 @@ class Exporter:
                 self._write_status(plan, state="running")
                 return
         if not self._take_lease(keys, inv):
-            # Another unit of work is finishing the run; if it dies, its own
-            # redelivery takes the lease over once the lease has expired.
-            return
+            # Someone holds the lease: keep this work alive (retried after the
+            # visibility timeout) until the run is notified, so the run still
+            # finishes if the holder died, once its lease has expired.
+            raise TransientError(f"run {plan.run_id} is being finished by another invocation")
         if self.store.exists(keys.notified):
             return
         if failed_raw is not None:
@@ -366,19 +367,18 @@ class Exporter:
         self.finish(plan, inv)
 
     def _take_lease(self, keys: RunKeys, inv: Invocation) -> bool:
+        """Take the finishing lease unless a holder's lease is still running.
+
+        Leases are numbered objects created with conditional puts; one lasts
+        until its holder's Lambda deadline, after which the next number is free.
+        """
         now = self._clock().timestamp()
         leases = sorted(self.store.list_keys(keys.lease_prefix))
         number = 0
         if leases:
             raw = self.store.get(leases[-1])
-            holder: dict[str, Any] = codec.loads(raw) if raw else {"expiresAt": 0, "holder": ""}
+            holder: dict[str, Any] = codec.loads(raw) if raw else {"expiresAt": 0}
             if holder["expiresAt"] > now:
-                if holder["holder"] == inv.holder:
-                    # Our own earlier attempt died holding it: come back when it expires.
-                    raise TransientError(
-                        f"run {keys.run_id}: an earlier attempt of this message holds the "
-                        "commit lease; retrying after it expires"
-                    )
                 return False
             number = int(leases[-1].rsplit("-", 1)[-1].split(".")[0]) + 1
         expires = now + inv.remaining_ms() / 1000.0

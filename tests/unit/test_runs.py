@@ -136,3 +136,55 @@ def test_forged_task_for_another_brand_is_refused(settings: Settings) -> None:
     (started,) = exporter.start(request(date(2023, 6, 1), date(2023, 6, 1)))
     with pytest.raises(InvalidTask, match="plan"):
         exporter.run_task(Task(started.run_id, 6, 0, 0, None), Invocation("m", lambda: 600_000))
+
+
+def test_a_retried_start_reuses_its_runs(settings: Settings) -> None:
+    exporter, _, _, _ = make(settings, Pages())
+    first = exporter.start(request(date(2023, 6, 1), date(2023, 6, 1), "req-7", NOW))
+    retry = exporter.start(
+        request(date(2023, 6, 1), date(2023, 6, 1), "req-7", NOW.replace(minute=5))
+    )
+    other = exporter.start(request(date(2023, 6, 1), date(2023, 6, 1), "req-8", NOW))
+    assert [s.run_id for s in retry] == [s.run_id for s in first]
+    assert other[0].run_id != first[0].run_id
+
+
+@pytest.mark.parametrize(
+    ("step", "cursor", "problem"),
+    [
+        (0, "c1", "starts without a cursor"),
+        (2, "c2", "never recorded"),
+        (1, "c9", "does not continue"),
+    ],
+)
+def test_checkpoints_must_continue_the_recorded_chain(
+    settings: Settings, step: int, cursor: str, problem: str
+) -> None:
+    exporter, _, queue, _ = make(settings, Pages())
+    (started,) = exporter.start(request(date(2023, 6, 1), date(2023, 6, 1)))
+    exporter.enqueue_windows(started.plan)
+    short = Invocation("m", lambda: settings.time_safety_margin_ms - 1)
+    if step > 0:
+        exporter.run_task(Task.from_body(queue.bodies.pop(0)), short)  # step 0, next: c1
+    with pytest.raises(InvalidTask, match=problem):
+        exporter.run_task(Task(started.run_id, 5, 0, step, cursor), short)
+
+
+class RepeatingPages(Pages):
+    def fetch_v3(self, *args: Any, **kwargs: Any) -> tuple[list[Any], str | None]:
+        data, cursor = super().fetch_v3(*args, **kwargs)
+        data[0]["locationId"] = 1  # every page returns location 1 again
+        return data, cursor
+
+
+@pytest.mark.parametrize("budget_ms", [600_000, 1])
+def test_a_location_returned_twice_in_a_window_is_malformed(
+    settings: Settings, budget_ms: int
+) -> None:
+    """On a later page of the same invocation, or in a later invocation (budget 1 ms)."""
+    exporter, store, queue, _ = make(settings, RepeatingPages())
+    (started,) = exporter.start(request(date(2023, 6, 1), date(2023, 6, 1)))
+    exporter.enqueue_windows(started.plan)
+    with pytest.raises(MalformedResponse, match="location 1 twice"):
+        run_all(exporter, queue, budget_ms=budget_ms)
+    assert table(store) == {}

@@ -93,6 +93,7 @@ class AnalytiksClient:
         self._audience = audience
         self._credentials_source = credentials
         self._creds: Credentials | None = None
+        self._tokens_used: set[str] = set()
         self._http = http or shared_pool()
         self._policy = policy or RetryPolicy()
         self._sleep = sleep
@@ -133,6 +134,14 @@ class AnalytiksClient:
         _TOKENS[cache_key] = _Token(token, self._clock() + float(expires_in))
         return token
 
+    def _redact(self, text: str) -> str:
+        """Remove our secrets from text the API sent back: an error message may
+        echo the request (its bearer token, or the token request's body)."""
+        for secret in (self._credentials().client_secret, *self._tokens_used):
+            if secret:
+                text = text.replace(secret, "[redacted]")
+        return text
+
     def _drop_token(self) -> None:
         creds = self._credentials()
         _TOKENS.pop((self._token_url, creds.client_id), None)
@@ -155,6 +164,7 @@ class AnalytiksClient:
         refreshed = False
         while True:
             token = self._token(remaining_s)
+            self._tokens_used.add(token)
             try:
                 payload = self._post(
                     self._v3_url,
@@ -236,7 +246,7 @@ class AnalytiksClient:
                 elif status >= 500:
                     last_problem = f"HTTP {status}"
                 else:
-                    reason = _message(response.data)
+                    reason = self._redact(_message(response.data))
                     raise ApiRejected(f"{what}: the API rejected the request ({status}): {reason}")
             if attempt + 1 == policy.max_attempts:
                 break

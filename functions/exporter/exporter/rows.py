@@ -34,7 +34,7 @@ class ShapedPage:
     lines: dict[str, list[str]] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     dropped_rows: int = 0
-    locations: int = 0
+    location_ids: list[int] = field(default_factory=list)
 
 
 class RowShaper:
@@ -78,8 +78,8 @@ class RowShaper:
         mid = self._mid
         end = self._end
         for record in data:
-            prefix, metrics, extras, bucket_keys = _location(record)
-            page.locations += 1
+            location, prefix, metrics, extras, bucket_keys = _location(record)
+            page.location_ids.append(location)
             # The innermost loop runs once per row: bound methods and one
             # comprehension, no per-row dict.
             getters = [(piece, series.get) for piece, series in metrics]
@@ -110,9 +110,9 @@ _INT: Final = frozenset({int})
 
 def _location(
     record: Any,
-) -> tuple[str, list[tuple[str, dict[str, int]]], list[tuple[str, dict[str, int]]], set[str]]:
-    """Validate one location record: (line prefix, known metric series in column
-    order with their JSON pieces, unknown metric series, every bucket key)."""
+) -> tuple[int, str, list[tuple[str, dict[str, int]]], list[tuple[str, dict[str, int]]], set[str]]:
+    """Validate one location record: (location id, line prefix, known metric series
+    in column order with their JSON pieces, unknown metric series, every bucket key)."""
     if not isinstance(record, dict):
         raise MalformedResponse("a data item is not an object")
     location = record.get("locationId")
@@ -159,4 +159,5 @@ def _location(
         else:
             known.append((_ORDER[metric], piece, series))
     known.sort()
-    return "".join(head), [(piece, series) for _, piece, series in known], extras, bucket_keys
+    metrics = [(piece, series) for _, piece, series in known]
+    return location, "".join(head), metrics, extras, bucket_keys

@@ -15,6 +15,7 @@ Safety under at-least-once delivery without a database rests on three rules:
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections import defaultdict
 from collections.abc import Callable
@@ -76,6 +77,14 @@ class PageSource(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class _Walked:
+    writers: dict[str, GzipWriter]
+    totals: Totals
+    next_cursor: str | None
+    locations: set[int]
+
+
+@dataclass(frozen=True, slots=True)
 class Started:
     run_id: str
     plan: RunPlan
@@ -116,8 +125,9 @@ class Exporter:
         an existing plan is reused and windows already enqueued are not sent twice.
         """
         started: list[Started] = []
+        started_at = self._first_start(request)
         for brand_id in request.brand_ids:
-            run_id = make_run_id(request.started_at, brand_id, request.request_key)
+            run_id = make_run_id(started_at, brand_id, request.request_key)
             keys = self.keys(run_id, brand_id)
             windows = split_windows(request.first_day, request.last_day, self.settings.window_days)
             plan = RunPlan(
@@ -127,7 +137,7 @@ class Exporter:
                 last_day=request.last_day,
                 basis=request.basis,
                 trigger=request.trigger,
-                started_at=request.started_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                started_at=started_at.isoformat().replace("+00:00", "Z"),
                 windows=tuple(windows),
             )
             if not self.store.put_if_absent(keys.plan, plan.to_json()):
@@ -140,6 +150,17 @@ class Exporter:
                 extra={"run_id": run_id, "brand_id": brand_id, "windows": len(windows)},
             )
         return started
+
+    def _first_start(self, request: RunRequest) -> datetime:
+        """When this request was first seen: Lambda's retry of an invocation (same
+        request id or event id) must get the same run ids, not start new runs."""
+        digest = hashlib.sha256(request.request_key.encode()).hexdigest()[:32]
+        key = f"{self.settings.state_prefix}/requests/{digest}.json"
+        mine = request.started_at.astimezone(UTC)
+        if self.store.put_if_absent(key, codec.dumps({"startedAt": mine.isoformat()})):
+            return mine
+        earlier = codec.loads(self.store.get(key) or b"{}").get("startedAt")
+        return datetime.fromisoformat(earlier) if isinstance(earlier, str) else mine
 
     def enqueue_windows(self, plan: RunPlan, skip: frozenset[int] = frozenset()) -> int:
         keys = self.keys(plan.run_id, plan.brand_id)
@@ -173,24 +194,53 @@ class Exporter:
                 extra={"run_id": plan.run_id, "window": task.window, "step": task.step},
             )
         else:
-            walked = self._walk(plan, keys, task, inv)
-            if walked is None:
+            walked = self._walk(plan, task, self._previous(keys, task), inv)
+            recorded = self._record(plan, keys, task, walked)
+            if recorded is None:
                 return
-            record = walked
+            record = recorded
         self._follow_up(plan, keys, task, record, inv)
 
-    def _walk(self, plan: RunPlan, keys: RunKeys, task: Task, inv: Invocation) -> StepRecord | None:
+    def _previous(self, keys: RunKeys, task: Task) -> StepRecord | None:
+        """The step this task continues, which must exist and end at the task's cursor.
+
+        A message this exporter sent always satisfies this (the next step is sent
+        only after its predecessor is recorded); a forged or stale one does not.
+        """
+        if task.step == 0:
+            if task.cursor is not None:
+                raise InvalidTask("checkpoint message: step 0 of a window starts without a cursor")
+            return None
+        raw = self.store.get(keys.step(task.window, task.step - 1))
+        if raw is None:
+            raise InvalidTask(
+                f"checkpoint message: step {task.step} of window {task.window} "
+                "continues a step that was never recorded"
+            )
+        previous = StepRecord.from_json(raw)
+        if previous.next_cursor is None or previous.next_cursor != task.cursor:
+            raise InvalidTask("checkpoint message: cursor does not continue the recorded step")
+        return previous
+
+    def _walk(
+        self, plan: RunPlan, task: Task, previous: StepRecord | None, inv: Invocation
+    ) -> _Walked:
+        """Walk pages from the task's cursor while time allows; rows end up compressed."""
         window = plan.windows[task.window]
         start, end = request_range(window, plan.basis)
         shaper = RowShaper(plan.run_id, plan.basis, days_of(window.first_day, window.last_day))
         api = self._api()
         margin = self.settings.time_safety_margin_ms
         totals = Totals()
-        seen: set[str | None] = {task.cursor}
+        cursors: set[str | None] = {task.cursor}
+        # Every location of the window so far: one seen twice would be exported twice.
+        locations: set[int] = set(previous.locations) if previous else set()
 
-        def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
+        def fetch(cursor: str | None, reserve_ms: int) -> tuple[list[Any], str | None]:
+            # Retries of a follow-on page may not eat into the time reserved
+            # for flushing the pages already walked and handing over.
             return api.fetch_v3(
-                plan.brand_id, start, end, cursor, lambda: inv.remaining_ms() / 1000
+                plan.brand_id, start, end, cursor, lambda: (inv.remaining_ms() - reserve_ms) / 1000
             )
 
         # Three stages overlap: the next page is fetched (and parsed) while this
@@ -200,20 +250,41 @@ class Exporter:
             ThreadPoolExecutor(1, thread_name_prefix="gzip") as packer,
         ):
             writers: dict[str, GzipWriter] = {}
-            pending = fetcher.submit(fetch, task.cursor)
+            pending = fetcher.submit(fetch, task.cursor, 0)
+            cursor = task.cursor
             while True:
-                data, next_cursor = pending.result()
+                try:
+                    data, next_cursor = pending.result()
+                except TransientError as exc:
+                    if totals.pages == 0:
+                        raise
+                    # Keep what this invocation walked: checkpoint at the page
+                    # that failed, and let the next invocation retry it.
+                    logger.warning(
+                        "page failed after retries; checkpointing the pages walked so far",
+                        extra={"run_id": plan.run_id, "window": task.window, "error": str(exc)},
+                    )
+                    next_cursor = cursor
+                    break
                 follow = False
                 if next_cursor is not None:
-                    if next_cursor in seen:
+                    if next_cursor in cursors:
                         raise MalformedResponse("v3 cursor repeats: the API is looping")
-                    seen.add(next_cursor)
+                    cursors.add(next_cursor)
                     # Fetch on only while there is time to process that page too,
                     # then flush and hand over (the margin covers one page + flush).
                     if inv.remaining_ms() >= margin:
-                        pending = fetcher.submit(fetch, next_cursor)
+                        pending = fetcher.submit(fetch, next_cursor, margin)
                         follow = True
                 shaped = shaper.shape(data)
+                ids = shaped.location_ids
+                if not locations.isdisjoint(ids) or len(set(ids)) != len(ids):
+                    twice = locations.intersection(ids) | {i for i in ids if ids.count(i) > 1}
+                    raise MalformedResponse(
+                        f"v3 returned location {min(twice)} twice in one window: "
+                        "its rows would be counted twice"
+                    )
+                locations.update(ids)
                 totals.pages += 1
                 totals.dropped_rows += shaped.dropped_rows
                 for dt, lines in shaped.lines.items():
@@ -221,15 +292,21 @@ class Exporter:
                     if writer is None:
                         writers[dt] = writer = GzipWriter(packer)
                     writer.write("".join(lines).encode(), shaped.rows[dt])
+                cursor = next_cursor
                 if not follow:
                     break
         totals.api_calls = api.stats.calls
         totals.retries = api.stats.retries
+        return _Walked(writers, totals, next_cursor, locations)
 
+    def _record(
+        self, plan: RunPlan, keys: RunKeys, task: Task, walked: _Walked
+    ) -> StepRecord | None:
+        """Stage the walked rows and record the step; None if a duplicate recorded it first."""
+        totals = walked.totals
         attempt = secrets.token_hex(6)
         objects: list[StagedObject] = []
-        for dt in sorted(writers):
-            writer = writers[dt]
+        for dt, writer in sorted(walked.writers.items()):
             body, size = writer.finish()
             key = keys.staged(task.window, task.step, attempt, dt)
             with body:
@@ -241,10 +318,11 @@ class Exporter:
             window=task.window,
             step=task.step,
             attempt=attempt,
-            next_cursor=next_cursor,
+            next_cursor=walked.next_cursor,
             objects=tuple(objects),
             totals=totals,
             finished_at=_now_iso(),
+            locations=tuple(sorted(walked.locations)),
         )
         if not self.store.put_if_absent(keys.step(task.window, task.step), record.to_json()):
             # A duplicate delivery finished this step first: its record and

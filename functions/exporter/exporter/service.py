@@ -30,7 +30,17 @@ class Service:
         started = self.exporter.start(request)
         inline = request.trigger == "scheduled"
         for run in started:
-            self.exporter.enqueue_windows(run.plan, skip=frozenset({0}) if inline else frozenset())
+            try:
+                self.exporter.enqueue_windows(
+                    run.plan, skip=frozenset({0}) if inline else frozenset()
+                )
+            except Exception as exc:
+                # Windows that never reach the queue would leave the run open and
+                # silent: fail it (one notification), then let the caller see why.
+                self.exporter.fail(
+                    run.run_id, f"could not enqueue the run's windows: {type(exc).__name__}", inv
+                )
+                raise
         if inline:
             for run in started:
                 self._run_inline(Task(run.run_id, run.plan.brand_id, 0, 0, None), inv)

@@ -201,6 +201,9 @@ class StepRecord:
     objects: tuple[StagedObject, ...]
     totals: Totals
     finished_at: str
+    # Every location of the window up to this step, to catch an API that
+    # returns a location twice (its rows would be counted twice).
+    locations: tuple[int, ...] = ()
 
     @property
     def done(self) -> bool:
@@ -216,6 +219,7 @@ class StepRecord:
                 "objects": [asdict(o) for o in self.objects],
                 "totals": asdict(self.totals),
                 "finishedAt": self.finished_at,
+                "locations": self.locations,
             }
         )
 
@@ -230,6 +234,7 @@ class StepRecord:
             objects=tuple(StagedObject(**o) for o in doc["objects"]),
             totals=Totals.from_dict(doc["totals"]),
             finished_at=doc["finishedAt"],
+            locations=tuple(doc.get("locations", ())),
         )
 
 

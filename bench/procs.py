@@ -32,6 +32,7 @@ class Measured:
     user_s: float
     sys_s: float
     maxrss_mb: float  # ru_maxrss is KiB on Linux; MB here means MiB
+    spawned_at: float  # time.time() just before the fork
 
     @property
     def cpu_s(self) -> float:
@@ -134,6 +135,7 @@ class Processes:
             answer["user_s"],
             answer["sys_s"],
             answer["maxrss_kib"] / 1024.0,
+            answer["spawned_at"],
         )
 
     def stop(self, proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:

@@ -33,9 +33,10 @@ fresh child process (`python -m bench.child MODE`):
   `local.harness.drain` delivers the queue's messages the way Lambda's event
   source mapping does (walk, stage, commit, notify). Logs at WARNING, tracing off.
 
-Wall time is measured around the child process (so it includes interpreter
-start and imports, as a cold Lambda pays them; `work` is the child's own
-timing without imports), CPU (user + sys) and peak RSS come from `os.wait4`'s
+Wall time runs from the fork of the child process to the end of its job (so it
+includes interpreter start and imports, as a cold Lambda pays them, but not the
+child's checks of the result afterwards; `work` is the child's own timing
+without imports), CPU (user + sys) and peak RSS come from `os.wait4`'s
 rusage of that child. The fake API and moto run in other processes and are
 not in the CPU and RSS figures. Each figure is the median of the repetitions;
 the three modes run interleaved (rotating order) so drift hits them all. The

@@ -6,7 +6,7 @@ water mark), so children of a parent holding boto3 would all report >= its RSS.
 This process imports almost nothing, so that floor stays a few MB.
 
 Protocol (JSON lines): stdin {"argv", "env", "cwd", "log"}; stdout {"pid"} once
-the child runs, then {"status", "wall_s", "user_s", "sys_s", "maxrss_kib"}.
+the child runs, then {"status", "wall_s", "spawned_at", "user_s", "sys_s", "maxrss_kib"}.
 Exits at end of input. Children run in their own session (setsid).
 """
 
@@ -20,6 +20,7 @@ def run(request: dict) -> None:  # type: ignore[type-arg]
     log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     devnull = os.open(os.devnull, os.O_RDONLY)
     started = time.perf_counter()
+    spawned_at = time.time()
     pid = os.fork()
     if pid == 0:  # the child: never returns into this loop
         try:
@@ -40,6 +41,7 @@ def run(request: dict) -> None:  # type: ignore[type-arg]
     answer = {
         "status": os.waitstatus_to_exitcode(status),
         "wall_s": wall,
+        "spawned_at": spawned_at,
         "user_s": usage.ru_utime,
         "sys_s": usage.ru_stime,
         "maxrss_kib": usage.ru_maxrss,

@@ -30,6 +30,7 @@ from exporter.codec import GzipWriter
 from exporter.config import Settings
 from exporter.errors import MalformedResponse, PermanentError, TransientError
 from exporter.observability import MetricUnit, logger, metrics
+from exporter.pages import read_ahead
 from exporter.planning import days_of, request_range, split_windows
 from exporter.ports import ObjectStore, Publisher, TaskQueue
 from exporter.requests import RunRequest
@@ -232,69 +233,55 @@ class Exporter:
         api = self._api()
         margin = self.settings.time_safety_margin_ms
         totals = Totals()
-        cursors: set[str | None] = {task.cursor}
         # Every location of the window so far: one seen twice would be exported twice.
         locations: set[int] = set(previous.locations) if previous else set()
 
-        def fetch(cursor: str | None, reserve_ms: int) -> tuple[list[Any], str | None]:
+        def fetch(cursor: str | None, follow_on: bool) -> tuple[list[Any], str | None]:
             # Retries of a follow-on page may not eat into the time reserved
             # for flushing the pages already walked and handing over.
+            reserve = margin if follow_on else 0
             return api.fetch_v3(
-                plan.brand_id, start, end, cursor, lambda: (inv.remaining_ms() - reserve_ms) / 1000
+                plan.brand_id, start, end, cursor, lambda: (inv.remaining_ms() - reserve) / 1000
             )
 
-        # Three stages overlap: the next page is fetched (and parsed) while this
-        # one is shaped, and shaped lines are compressed on another thread.
-        with (
-            ThreadPoolExecutor(1, thread_name_prefix="fetch") as fetcher,
-            ThreadPoolExecutor(1, thread_name_prefix="gzip") as packer,
-        ):
-            writers: dict[str, GzipWriter] = {}
-            pending = fetcher.submit(fetch, task.cursor, 0)
-            cursor = task.cursor
-            while True:
-                try:
-                    data, next_cursor = pending.result()
-                except TransientError as exc:
-                    if totals.pages == 0:
-                        raise
-                    # Keep what this invocation walked: checkpoint at the page
-                    # that failed, and let the next invocation retry it.
-                    logger.warning(
-                        "page failed after retries; checkpointing the pages walked so far",
-                        extra={"run_id": plan.run_id, "window": task.window, "error": str(exc)},
-                    )
-                    next_cursor = cursor
-                    break
-                follow = False
-                if next_cursor is not None:
-                    if next_cursor in cursors:
-                        raise MalformedResponse("v3 cursor repeats: the API is looping")
-                    cursors.add(next_cursor)
-                    # Fetch on only while there is time to process that page too,
-                    # then flush and hand over (the margin covers one page + flush).
-                    if inv.remaining_ms() >= margin:
-                        pending = fetcher.submit(fetch, next_cursor, margin)
-                        follow = True
-                shaped = shaper.shape(data)
-                ids = shaped.location_ids
-                if not locations.isdisjoint(ids) or len(set(ids)) != len(ids):
-                    twice = locations.intersection(ids) | {i for i in ids if ids.count(i) > 1}
-                    raise MalformedResponse(
-                        f"v3 returned location {min(twice)} twice in one window: "
-                        "its rows would be counted twice"
-                    )
-                locations.update(ids)
-                totals.pages += 1
-                totals.dropped_rows += shaped.dropped_rows
-                for dt, lines in shaped.lines.items():
-                    writer = writers.get(dt)
-                    if writer is None:
-                        writers[dt] = writer = GzipWriter(packer)
-                    writer.write("".join(lines).encode(), shaped.rows[dt])
-                cursor = next_cursor
-                if not follow:
-                    break
+        # Three stages overlap: pages are read (and parsed) ahead on one thread,
+        # shaped here, and compressed on another thread. Another page is asked
+        # for only while there is time to process it too, then flush and hand
+        # over (TIME_SAFETY_MARGIN_MS covers one page + flush + send).
+        next_cursor = task.cursor
+        writers: dict[str, GzipWriter] = {}
+        with ThreadPoolExecutor(1, thread_name_prefix="gzip") as packer:
+            pages = read_ahead(fetch, task.cursor, lambda: inv.remaining_ms() >= margin)
+            try:
+                for data, cursor_after in pages:
+                    next_cursor = cursor_after
+                    shaped = shaper.shape(data)
+                    ids = shaped.location_ids
+                    if not locations.isdisjoint(ids) or len(set(ids)) != len(ids):
+                        twice = locations.intersection(ids) | {i for i in ids if ids.count(i) > 1}
+                        raise MalformedResponse(
+                            f"v3 returned location {min(twice)} twice in one window: "
+                            "its rows would be counted twice"
+                        )
+                    locations.update(ids)
+                    totals.pages += 1
+                    totals.dropped_rows += shaped.dropped_rows
+                    for dt, lines in shaped.lines.items():
+                        writer = writers.get(dt)
+                        if writer is None:
+                            writers[dt] = writer = GzipWriter(packer)
+                        writer.write("".join(lines).encode(), shaped.rows[dt])
+            except TransientError as exc:
+                if totals.pages == 0:
+                    raise
+                # Keep what this invocation walked: checkpoint at the page that
+                # failed (next_cursor), and let the next invocation retry it.
+                logger.warning(
+                    "page failed after retries; checkpointing the pages walked so far",
+                    extra={"run_id": plan.run_id, "window": task.window, "error": str(exc)},
+                )
+            finally:
+                pages.close()
         totals.api_calls = api.stats.calls
         totals.retries = api.stats.retries
         return _Walked(writers, totals, next_cursor, locations)

@@ -53,13 +53,13 @@ def read_ahead(
             except BaseException as exc:  # handed to the consumer, Killed included
                 put(("error", exc))
                 return
+            if next_cursor is not None and next_cursor in seen:
+                put(("error", MalformedResponse("v3 cursor repeats: the API is looping")))
+                return
             if not put(("page", (data, next_cursor))):
                 return
             if next_cursor is None or not keep_going():
                 put(("end", None))
-                return
-            if next_cursor in seen:
-                put(("error", MalformedResponse("v3 cursor repeats: the API is looping")))
                 return
             seen.add(next_cursor)
             cursor, follow_on = next_cursor, True

@@ -1,15 +1,18 @@
 """The run protocol (DESIGN §2): plan, walk windows step by step, commit once, notify once.
 
-Safety under at-least-once delivery without a database rests on three rules:
+Safety under at-least-once delivery without a database rests on four rules:
 
 * a step's output is staged under a name unique to the attempt, and a step
   *record* naming those objects is created with a conditional put: the first
   attempt to finish a step wins, later ones delete what they staged and stop;
+* a step runs only if it continues the recorded chain (step N-1 recorded and
+  ending at the message's cursor), so stale or forged messages do nothing;
 * the message for the next step is sent only when its "enqueued" marker is
   absent, and the marker is written after the send, so a crash between the
   two re-sends (a duplicate, which the first rule absorbs) instead of stalling;
 * committing and notifying happen under a lease (conditional put of numbered
-  lease objects, taken over only once the holder's deadline has passed), and
+  lease objects, taken over only once the holder's deadline has passed); work
+  that finds the lease taken stays queued until the run is notified, and
   "committed" / "notified" markers make both happen once.
 """
 
@@ -49,6 +52,7 @@ from exporter.state import (
 
 RemainingMs = Callable[[], int]
 _COPY_THREADS = 8
+_PLAN_CACHE = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,10 +124,10 @@ class Exporter:
     # -- starting runs -----------------------------------------------------
 
     def start(self, request: RunRequest) -> list[Started]:
-        """Plan one run per brand and fan its windows out as step-0 messages.
+        """Plan one run per brand (its windows are sent by `enqueue_windows`).
 
-        Idempotent for a retried invocation: run ids derive from the request,
-        an existing plan is reused and windows already enqueued are not sent twice.
+        Idempotent for a retried invocation: run ids derive from the request and
+        its first start time, and an existing plan is reused.
         """
         started: list[Started] = []
         started_at = self._first_start(request)
@@ -363,7 +367,9 @@ class Exporter:
                 self.queue.send([following.to_body()])
                 self.store.put_if_absent(marker, b"{}")
             self._write_status(
-                plan, state="running", checkpoint={"window": task.window, "step": next_step}
+                plan,
+                state="running",
+                lastCheckpoint={"window": task.window, "step": next_step, "at": _now_iso()},
             )
             return
         self.store.put_if_absent(
@@ -554,6 +560,8 @@ class Exporter:
         if raw is None:
             raise InvalidTask(f"run {run_id} has no plan: not a run of this deployment")
         plan = RunPlan.from_json(raw)
+        if len(self._plans) >= _PLAN_CACHE:
+            self._plans.clear()  # a warm container serves many runs: keep this small
         self._plans[run_id] = plan
         return plan
 

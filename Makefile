@@ -28,7 +28,7 @@ lint: $(STAMP) ## ruff (lint + format check)
 typecheck: $(STAMP) ## mypy
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP) ## the test suite (unit, integration, template, package)
+pytest: $(STAMP) ## the test suite (unit, integration, chaos at CI size, template, package, bench smoke)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest ## everything CI runs: lint, types, tests

@@ -283,3 +283,17 @@ def test_runner_is_not_on_the_dev_path() -> None:
     header = source.split("def ", 1)[0]
     assert "import boto3" not in header
     assert "import app" not in header
+
+
+def test_sam_validate_lint(built: Path) -> None:
+    """`sam validate --lint`: SAM's own transform and cfn-lint on the expanded template."""
+    proc = subprocess.run(
+        ["make", "-s", "validate"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert "is a valid SAM Template" in proc.stdout + proc.stderr

@@ -38,17 +38,23 @@ REGION = "us-east-1"
 BRAND = 1234
 
 
-@pytest.fixture(scope="module")
-def built() -> Path:
+def make(target: str, timeout: int = 1800) -> str:
+    """`make -s TARGET` from the repository root; its output, or a failed assertion."""
     proc = subprocess.run(
-        ["make", "-s", "build"],
+        ["make", "-s", target],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=1800,
+        timeout=timeout,
         check=False,
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def built() -> Path:
+    make("build")
     assert (FUNCTION_DIR / "app.py").is_file()
     assert (FUNCTION_DIR / "exporter" / "schema.py").is_file()
     assert LAYER_DIR.is_dir()
@@ -287,13 +293,4 @@ def test_runner_is_not_on_the_dev_path() -> None:
 
 def test_sam_validate_lint(built: Path) -> None:
     """`sam validate --lint`: SAM's own transform and cfn-lint on the expanded template."""
-    proc = subprocess.run(
-        ["make", "-s", "validate"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    assert "is a valid SAM Template" in proc.stdout + proc.stderr
+    assert "is a valid SAM Template" in make("validate", timeout=600)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
@@ -108,15 +108,15 @@ class Totals:
     dropped_rows: int = 0
 
     def add(self, other: Totals) -> None:
-        for name in ("rows", "bytes", "pages", "api_calls", "retries", "dropped_rows"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for counter in fields(self):
+            setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
 
     @classmethod
     def from_dict(cls, raw: Any) -> Totals:
         if not isinstance(raw, dict):
             raise InvalidTask("totals: expected an object")
         values: dict[str, int] = {}
-        for name in ("rows", "bytes", "pages", "api_calls", "retries", "dropped_rows"):
+        for name in (counter.name for counter in fields(cls)):
             value = raw.get(name, 0)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidTask(f"totals.{name}: expected a natural number")

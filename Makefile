@@ -8,15 +8,25 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install lint typecheck pytest test pr demo bench chaos build deploy invoke logs delete clean lock sam-venv sam-lock validate clean-sam
+.PHONY: help install lint typecheck pytest test pr demo bench bench-scale chaos build deploy invoke logs delete clean lock sam-venv sam-lock validate clean-sam
+.PHONY: layer-lock scan checkov-venv checkov-lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): requirements-dev.txt layers/requirements.txt constraints.txt
+# pip itself is pinned too (every virtualenv of the project is built with this pip).
+PIP_VERSION ?= 26.3
+
+# The runtime set comes from the layer's hashed lock in a pip call of its own: a
+# single hash anywhere turns on pip's hash-checking mode for the whole call, and
+# in that mode every requirement must carry hashes, which the dev set does not.
+$(STAMP): requirements-dev.txt layers/requirements.txt constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check pip==$(PIP_VERSION)
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r layers/requirements.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	# The project itself (the `wifi-export` CLI), editable, on the pins above.
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
 install: $(STAMP) ## create/refresh the virtualenv with the pinned dependencies
@@ -31,7 +41,7 @@ typecheck: $(STAMP) ## mypy
 pytest: $(STAMP) ## the test suite (unit, integration, chaos at CI size, template, package, bench smoke)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest ## everything CI runs: lint, types, tests
+test: lint typecheck scan pytest ## everything CI runs: lint, types, the IaC scanner, tests
 
 pr: test ## alias kept for muscle memory: what a pull request must pass
 
@@ -42,11 +52,38 @@ BENCH_ARGS ?=
 bench: $(STAMP) ## benchmark vs baselines: bench/results/latest.json + docs/performance.md
 	$(PY) bench/run.py $(BENCH_ARGS)
 
+# Not part of `make test` (about an hour and a half on 2 cores; a smoke run of it is):
+# N poller processes drain the queue at once, a year's backfill and a 200-brand night.
+SCALE_ARGS ?=
+bench-scale: $(STAMP) ## scale benchmark: pollers 1-16, rate limit; scale section of docs/performance.md
+	$(PY) -m bench.scale $(SCALE_ARGS)
+
 clean: ## remove the virtualenv and build output
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
 
 lock: $(STAMP) ## regenerate constraints.txt from the current virtualenv
-	( echo '# Full pin set of the dev virtualenv (pip freeze); `make lock` regenerates it.'; $(PY) -m pip freeze ) > constraints.txt
+	( echo '# Full pin set of the dev virtualenv (pip freeze); `make lock` regenerates it.'; $(PY) -m pip freeze --exclude-editable ) > constraints.txt
+
+# The Lambda layer's lock: layers/requirements.in (the direct requirements, edited
+# by hand) compiled by pip-tools into layers/requirements.txt, the full set with the
+# hashes of every file PyPI has for each pinned version; pins already in the lock
+# are kept (LAYER_LOCK_ARGS=--upgrade moves them). The machine's pip configuration
+# (local indexes, find-links) is ignored: only PyPI's files are hashed.
+# Then `make install lock` so that constraints.txt agrees (tests/template checks).
+PIP_TOOLS_VERSION ?= 7.6.2
+LAYER_LOCK_ARGS   ?=
+
+layer-lock: ## regenerate layers/requirements.txt (full set, hashed) from layers/requirements.in
+	rm -rf $(VENV)-layer-lock && $(PYTHON) -m venv $(VENV)-layer-lock
+	$(VENV)-layer-lock/bin/python -m pip install -q --disable-pip-version-check pip==$(PIP_VERSION) pip-tools==$(PIP_TOOLS_VERSION)
+	cp layers/requirements.txt layers/requirements.lock.tmp
+	cd layers && env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL PIP_CONFIG_FILE=/dev/null \
+	  ../$(VENV)-layer-lock/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	    --no-header --no-emit-index-url --no-emit-find-links $(LAYER_LOCK_ARGS) \
+	    --output-file requirements.lock.tmp requirements.in
+	( sed -n '/^#/p' layers/requirements.txt; cat layers/requirements.lock.tmp ) > layers/requirements.txt.new
+	mv layers/requirements.txt.new layers/requirements.txt
+	rm -rf layers/requirements.lock.tmp $(VENV)-layer-lock
 
 # --- AWS SAM: validate, build, deploy, invoke, logs, delete ------------------------
 # The SAM CLI lives in its own virtualenv: its pins (boto3, cfn-lint, ...) conflict
@@ -63,10 +100,15 @@ SAM             = PATH="$(dir $(PYTHON)):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)
 BRAND           ?=
 START           ?=
 END             ?=
+LOCATIONS       ?=
+REFS            ?=
+ZONE            ?=
+ZERO_FILL       ?=
+SKIP_UNAUTHORIZED ?=
 
 $(SAM_STAMP): requirements-sam.txt
 	@test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install -q --disable-pip-version-check pip==$(PIP_VERSION)
 	$(SAM_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-sam.txt
 	@touch $(SAM_STAMP)
 
@@ -74,7 +116,7 @@ sam-venv: $(SAM_STAMP) ## the AWS SAM CLI in its own virtualenv (.venv-sam)
 
 sam-lock: ## regenerate requirements-sam.txt for SAM_CLI_VERSION
 	rm -rf $(SAM_VENV)-lock && $(PYTHON) -m venv $(SAM_VENV)-lock
-	$(SAM_VENV)-lock/bin/python -m pip install -q --disable-pip-version-check aws-sam-cli==$(SAM_CLI_VERSION)
+	$(SAM_VENV)-lock/bin/python -m pip install -q --disable-pip-version-check pip==$(PIP_VERSION) aws-sam-cli==$(SAM_CLI_VERSION)
 	( sed -n '/^#/p' requirements-sam.txt; $(SAM_VENV)-lock/bin/python -m pip freeze ) > requirements-sam.txt.new
 	mv requirements-sam.txt.new requirements-sam.txt && rm -rf $(SAM_VENV)-lock
 
@@ -91,10 +133,12 @@ deploy: build ## sam deploy (guided the first time; that writes samconfig.toml)
 	  $(SAM) deploy --guided --stack-name $(STACK_NAME) --capabilities CAPABILITY_IAM; \
 	fi
 
-invoke: $(STAMP) ## on-demand export on the deployed stack: make invoke BRAND=1234 START=2023-06-08 END=2023-06-30
+invoke: $(STAMP) ## on-demand export on the deployed stack: make invoke BRAND=1234 START=2023-06-08 END=2023-06-30 [LOCATIONS=1,2|REFS=A,B|ZONE=uuid] [ZERO_FILL=1|SKIP_UNAUTHORIZED=1]
 	@test -n "$(BRAND)" -a -n "$(START)" -a -n "$(END)" || \
-	  { echo "usage: make invoke BRAND=<id> START=YYYY-MM-DD END=YYYY-MM-DD [STACK_NAME=$(STACK_NAME)]" >&2; exit 2; }
-	$(PY) scripts/invoke.py --stack-name $(STACK_NAME) --brand $(BRAND) --start $(START) --end $(END)
+	  { echo "usage: make invoke BRAND=<id> START=YYYY-MM-DD END=YYYY-MM-DD [LOCATIONS=1,2,3 | REFS=US0658,FR2561 | ZONE=<uuid>] [ZERO_FILL=1 | SKIP_UNAUTHORIZED=1] [STACK_NAME=$(STACK_NAME)]" >&2; exit 2; }
+	$(PY) scripts/invoke.py --stack-name $(STACK_NAME) --brand $(BRAND) --start $(START) --end $(END) \
+	  $(if $(LOCATIONS),--locations $(LOCATIONS)) $(if $(REFS),--references $(REFS)) \
+	  $(if $(ZONE),--zone $(ZONE)) $(if $(ZERO_FILL),--zero-fill) $(if $(SKIP_UNAUTHORIZED),--skip-unauthorized)
 
 logs: $(SAM_STAMP) ## tail the exporter's logs of the deployed stack
 	$(SAM) logs --stack-name $(STACK_NAME) --name ExporterFunction --tail
@@ -105,6 +149,34 @@ delete: $(SAM_STAMP) ## delete the stack (the export bucket and its data are ret
 clean-sam: ## remove the SAM virtualenv and build output
 	rm -rf $(SAM_VENV) .aws-sam
 
+# --- the IaC scanner: Checkov on template.yaml ----------------------------------------
+# In its own virtualenv like the SAM CLI (its pins conflict with the dev set);
+# requirements-checkov.txt is its full pin set. A finding fails `make test` unless
+# the resource skips it inline (Metadata: checkov: skip: id + comment); every skip
+# states its reason and is listed in docs/reliability.md (tests/template checks).
+# --skip-download: no call to the vendor's platform (CI reaches PyPI only).
+CHECKOV_VENV    ?= .venv-checkov
+CHECKOV_STAMP   := $(CHECKOV_VENV)/.installed
+CHECKOV_VERSION ?= 3.3.30
+CHECKOV         = $(CHECKOV_VENV)/bin/checkov
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q --disable-pip-version-check pip==$(PIP_VERSION)
+	$(CHECKOV_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-checkov.txt
+	@touch $(CHECKOV_STAMP)
+
+checkov-venv: $(CHECKOV_STAMP) ## Checkov in its own virtualenv (.venv-checkov)
+
+scan: $(CHECKOV_STAMP) ## Checkov on template.yaml: fails on any finding not skipped inline with a reason
+	$(CHECKOV) --file template.yaml --framework cloudformation --compact --quiet --skip-download
+
+checkov-lock: ## regenerate requirements-checkov.txt for CHECKOV_VERSION
+	rm -rf $(CHECKOV_VENV)-lock && $(PYTHON) -m venv $(CHECKOV_VENV)-lock
+	$(CHECKOV_VENV)-lock/bin/python -m pip install -q --disable-pip-version-check pip==$(PIP_VERSION) checkov==$(CHECKOV_VERSION)
+	( sed -n '/^#/p' requirements-checkov.txt; $(CHECKOV_VENV)-lock/bin/python -m pip freeze ) > requirements-checkov.txt.new
+	mv requirements-checkov.txt.new requirements-checkov.txt && rm -rf $(CHECKOV_VENV)-lock
+
 # --- the fault and bad-input campaign (docs/reliability.md) --------------------------
 # `make test` runs it at CI size (tests/chaos); this runs it larger and rewrites the
 # table in docs/reliability.md. CHAOS_SIZE=ci gives the quick version of the same table.
@@ -112,3 +184,12 @@ CHAOS_SIZE ?= full
 
 chaos: $(STAMP) ## fault and bad-input campaign at full size; writes docs/reliability.md
 	CHAOS_SIZE=$(CHAOS_SIZE) CHAOS_REPORT=docs/reliability.md $(VENV)/bin/pytest tests/chaos -q $(PYTEST_ARGS)
+
+# --- planted bugs (scripts/mutants.py) ------------------------------------------------
+# Each known kind of bug is planted in a scratch copy of the working tree and its tests
+# must fail; a spec whose snippet moved stops the run. MUTANTS_ARGS: --only NAME, --list.
+.PHONY: mutants
+MUTANTS_ARGS ?=
+
+mutants: $(STAMP) ## plant each known kind of bug in a scratch copy: the tests must catch all
+	$(PY) scripts/mutants.py $(MUTANTS_ARGS)

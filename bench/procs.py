@@ -72,6 +72,16 @@ class Processes:
         self._live[proc.pid] = proc
         return proc
 
+    def pin_servers(self, cpus: set[int] | None) -> None:
+        """Keep the servers (and their threads) on `cpus`; None: every core again."""
+        every = set(range(os.cpu_count() or 1))
+        for proc in self._live.values():
+            if proc is self._spawner or proc.poll() is not None:
+                continue
+            for task in Path(f"/proc/{proc.pid}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(int(task.name), cpus or every)
+
     def server(
         self,
         argv_for_port: Any,
@@ -96,12 +106,18 @@ class Processes:
         raise RuntimeError(f"{name} did not come up; see {self.logs / (name + '.out')}")
 
     def measure(
-        self, argv: Sequence[str], env: Mapping[str, str], cwd: Path, name: str
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: Path,
+        name: str,
+        cpus: Sequence[int] | None = None,
     ) -> Measured:
         """Run a child to completion: wall clock around it, its own rusage from wait4.
 
         The child is started by bench/spawn.py, a process with a small RSS: a child
         inherits the RSS of the process it is forked from as its ru_maxrss floor.
+        `cpus` pins it to those cores (sched_setaffinity before exec).
         """
         if self._spawner is None:
             self._spawner = self._popen(
@@ -118,6 +134,7 @@ class Processes:
             "env": dict(env),
             "cwd": str(cwd),
             "log": str(self.logs / f"{name}.out"),
+            "cpus": list(cpus) if cpus else None,
         }
         spawner.stdin.write(json.dumps(request).encode() + b"\n")
         spawner.stdin.flush()

@@ -5,7 +5,7 @@ RSS of the process it was forked from (exec keeps the old address space's high
 water mark), so children of a parent holding boto3 would all report >= its RSS.
 This process imports almost nothing, so that floor stays a few MB.
 
-Protocol (JSON lines): stdin {"argv", "env", "cwd", "log"}; stdout {"pid"} once
+Protocol (JSON lines): stdin {"argv", "env", "cwd", "log", "cpus"?}; stdout {"pid"} once
 the child runs, then {"status", "wall_s", "spawned_at", "user_s", "sys_s", "maxrss_kib"}.
 Exits at end of input. Children run in their own session (setsid).
 """
@@ -25,6 +25,8 @@ def run(request: dict) -> None:  # type: ignore[type-arg]
     if pid == 0:  # the child: never returns into this loop
         try:
             os.setsid()
+            if request.get("cpus"):  # pinned, as Lambda at 1,769 MB has one vCPU
+                os.sched_setaffinity(0, request["cpus"])
             os.chdir(request["cwd"])
             os.dup2(devnull, 0)
             os.dup2(log, 1)

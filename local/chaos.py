@@ -296,9 +296,15 @@ END = "<!-- chaos-campaign:end -->"
 
 @dataclass
 class CampaignRow:
+    """One scenario: the fault (`case`), where it fires, whether it fired (the scenario
+    asserts it did), the outcome expected and seen, and what was checked."""
+
     group: str
     case: str
     expected: str
+    where: str = ""
+    fired: str = ""
+    checked: str = ""
     outcome: str = "?"
     notifications: int = 0
     retries: str = "-"
@@ -316,9 +322,9 @@ def _cell(value: object) -> str:
 
 def render_table(rows: Iterable[CampaignRow]) -> str:
     head = (
-        "| group | fault / input | expected | outcome | notifications | retries | "
-        "API calls | redeliveries | invocations | seconds | detail |\n"
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|\n"
+        "| group | fault / input | where it fires | fired | expected | outcome | checked | "
+        "notifications | retries | API calls | redeliveries | invocations | seconds | detail |\n"
+        "|---|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---|\n"
     )
     lines = [
         "| "
@@ -327,8 +333,11 @@ def render_table(rows: Iterable[CampaignRow]) -> str:
             for v in (
                 r.group,
                 r.case,
+                r.where or "-",
+                r.fired or "-",
                 r.expected,
                 r.outcome,
+                r.checked or "-",
                 r.notifications,
                 r.retries,
                 r.api_calls,

@@ -1,40 +1,56 @@
 """`make demo`: the exporter end to end on a laptop, no AWS account needed.
 
 Starts the moto server and the fake analytiks API as local processes, creates
-the deployment's resources in moto, then plays the Lambda service: an
-on-demand backfill with a time budget small enough that every window takes
-several checkpoints through the queue, and a nightly scheduled run. Prints the
-partitions written, the notifications, and an SQL query over the exported files
-read the way Athena reads them. Cleans up after itself.
+the deployment's resources in moto, and plays the Lambda service with a local
+stand-in (`local.lambda_service`: the Invoke API and the queue's event source
+mapping, running the real handler in this process). Then does what a person
+would, with the `wifi-export` CLI: a backfill followed to its end (a time budget
+small enough that every window takes several checkpoints through the queue),
+three stores re-exported by id (the other locations keep their rows), a nightly
+scheduled run, a mistaken backfill cancelled, and the list of runs.
+Prints the partitions written, the notifications, an SQL query over the exported
+files read the way Athena reads them, and a summary of the function's own log
+(kept in a file, as CloudWatch Logs would keep it). Cleans up after itself.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
-from collections import defaultdict
+import time
+import warnings
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "functions" / "exporter"))
+# Powertools warns when an invocation added no metric (a message that found its run
+# already finished): noise for a person watching the demo.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 import boto3  # noqa: E402
 
 from local import services  # noqa: E402
-from local.harness import FakeContext, drain, export_table  # noqa: E402
+from local.fake_analytiks import location_ids  # noqa: E402
+from local.harness import export_table  # noqa: E402
+from local.lambda_service import LambdaService  # noqa: E402
 from local.resources import clients, provision, read_notifications  # noqa: E402
 
 BRAND, OTHER_BRAND = 1234, 777
 REGION = "us-east-1"
 DATA_PREFIX, STATE_PREFIX = "wifi/metrics", "wifi/_exports"
+FUNCTION = "wifi-export-demo-exporter"
 MARGIN_MS = 6_000
 # One page of the fake API, then the budget is below the safety margin: the
 # invocation flushes what it has and hands over to the next one through SQS.
 SMALL_BUDGET_MS = MARGIN_MS + 40
+LOG = Path(tempfile.gettempdir()) / "wifi-export-demo-exporter.log"
 
 
 def say(text: str = "") -> None:
@@ -55,11 +71,53 @@ def show_partitions(s3: Any, bucket: str) -> None:
         say(f"  {short:<32} {len(objects):>2} object(s) {sum(objects):>9,} bytes")
 
 
-def main() -> int:
+def cli_command() -> list[str]:
+    """The installed console script (`make install`), else the same module."""
+    script = Path(sys.executable).parent / "wifi-export"
+    found = shutil.which("wifi-export", path=str(script.parent)) if script.exists() else None
+    return [found] if found else [sys.executable, "-m", "wifi_export_cli"]
+
+
+def wifi_export(*args: str, env: dict[str, str]) -> tuple[int, str]:
+    """Run `wifi-export ARGS` as a person would type it, print it, return (exit, stdout)."""
+    say(f"   $ wifi-export {' '.join(args)}")
+    live = sys.stdout.isatty() and "--follow" in args and "--json" not in args
+    proc = subprocess.run(
+        [*cli_command(), *args],
+        env=env,
+        cwd=ROOT,
+        text=True,
+        stdout=None if live else subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        timeout=300,
+        check=False,
+    )
+    for line in (proc.stdout or "").rstrip().splitlines():
+        say(f"     {line.rstrip()}")
+    for line in proc.stderr.rstrip().splitlines():
+        say(f"     {line.rstrip()}")
+    return proc.returncode, proc.stdout or ""
+
+
+def log_summary(path: Path) -> str:
+    levels: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and "level" in record:
+            levels[record["level"]] += 1
+    counts = ", ".join(f"{levels[k]} {k}" for k in ("INFO", "WARNING", "ERROR"))
+    return f"{sum(levels.values())} records: {counts}"
+
+
+def main() -> int:  # noqa: PLR0915 -- one story, told top to bottom
     with (
         services.moto_server() as endpoint,
         services.fake_api("--brands", f"{BRAND}:120,{OTHER_BRAND}:8", "--page-size", "30") as api,
         tempfile.TemporaryDirectory(prefix="wifi-export-demo-") as tmp,
+        LOG.open("w") as log,
     ):
         say(f"moto server      {endpoint}")
         say(f"fake analytiks   {api}")
@@ -72,8 +130,7 @@ def main() -> int:
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_SERVICE_NAME": "wifi-export",
                 "POWERTOOLS_METRICS_NAMESPACE": "WifiExport",
-                "POWERTOOLS_LOG_LEVEL": "WARNING",
-                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_LOG_LEVEL": "INFO",
             }
         )
         deployment = provision(
@@ -91,45 +148,102 @@ def main() -> int:
 
         s3 = boto3.client("s3", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
-
-        event = {"brandId": BRAND, "startDate": "2023-06-01", "endDate": "2023-06-12"}
-        say()
-        say(f"1. On-demand backfill: {json.dumps(event)}")
-        answer = app.handler(event, FakeContext(SMALL_BUDGET_MS))
-        run = answer["runs"][0]
-        say(f"   run {run['runId']}: {len(run['windows'])} windows, fanned out to the queue")
-
-        def show_hop(number: int, sqs_event: dict[str, Any]) -> None:
-            task = json.loads(sqs_event["Records"][0]["body"])
-            say(
-                f"   invocation {number:>2}: window {task['window']} step {task['step']}"
-                f" ({'start' if task['cursor'] is None else 'from checkpoint'})"
-            )
-
-        report = drain(
-            app.handler, sqs, deployment.queue_url, budget_ms=SMALL_BUDGET_MS, on_invoke=show_hop
+        lambda_service = LambdaService(
+            app.handler,
+            FUNCTION,
+            invoke_budget_ms=SMALL_BUDGET_MS,
+            queue_budget_ms=SMALL_BUDGET_MS,
+            sqs=sqs,
+            queue_url=deployment.queue_url,
+            log=log,
         )
-        say(f"   queue drained: {report.invocations} invocations (each walked one page, then")
-        say("   flushed its rows and sent a checkpoint for the next one)")
+        with lambda_service:
+            say(f"Lambda stand-in  {lambda_service.url} (the exporter, in this process)")
+            # What the CLI needs: the function's own variables, FUNCTION_NAME, and
+            # where Lambda is (AWS_ENDPOINT_URL sends everything else to moto).
+            cli_env = {
+                **os.environ,
+                "FUNCTION_NAME": FUNCTION,
+                "AWS_ENDPOINT_URL_LAMBDA": lambda_service.url,
+                "PYTHONPATH": os.pathsep.join(
+                    [str(ROOT / "cli"), str(ROOT / "functions" / "exporter")]
+                ),
+            }
 
-        now = datetime.now(UTC).replace(microsecond=0)
-        scheduled = {
-            "version": "0",
-            "id": "demo-nightly",
-            "detail-type": "Scheduled Event",
-            "source": "aws.events",
-            "time": now.isoformat().replace("+00:00", "Z"),
-            "resources": ["arn:aws:events:us-east-1:123456789012:rule/wifi-export-nightly"],
-            "detail": {},
-        }
-        say()
-        say(f"2. Scheduled (nightly) run at {scheduled['time']}, BRAND_IDS={BRAND},{OTHER_BRAND}")
-        answer = app.handler(scheduled, FakeContext(600_000))
-        for run in answer["runs"]:
-            days = f"{run['startDate']}..{run['endDate']}"
-            say(f"   run {run['runId']}: brand {run['brandId']} {days}")
-        drain(app.handler, sqs, deployment.queue_url, budget_ms=600_000)
-        say("   exported inside the scheduled invocation itself (one window: no queue hop)")
+            say()
+            say("1. A backfill, followed to its end. Each invocation gets a budget of about")
+            say("   one page, then checkpoints: the windows go round the queue several times.")
+            before = lambda_service.invocations
+            code, _ = wifi_export(
+                "run", "--brand", str(BRAND), "--from", "2023-06-01", "--to", "2023-06-12",
+                "--follow", "--interval", "0.5", env=cli_env,
+            )  # fmt: skip
+            used = lambda_service.invocations - before
+            say(f"   (exit {code}; {used} invocations of the function)")
+
+            say()
+            say("2. The vendor corrected three stores: re-export just them (a selection, the")
+            say("   API's v1). Their rows are replaced; every other store keeps the backfill's.")
+            chosen = location_ids(BRAND, 120)[:3]
+            code, _ = wifi_export(
+                "run", "--brand", str(BRAND), "--from", "2023-06-01", "--to", "2023-06-12",
+                "--locations", ",".join(map(str, chosen)), "--follow", "--interval", "0.5",
+                env=cli_env,
+            )  # fmt: skip
+            con = export_table(s3, deployment.bucket, DATA_PREFIX, Path(tmp) / "after-selection")
+            owners = con.execute(
+                "SELECT run_id, count(DISTINCT location_id), count(*) FROM metrics "
+                "WHERE brand_id = 1234 GROUP BY run_id ORDER BY run_id"
+            ).fetchall()
+            for run_id, locations, rows in owners:
+                say(f"   {run_id}: {locations:>3} locations, {rows:>6,} rows")
+            twice = con.execute(
+                "SELECT count(*) FROM (SELECT location_id, ts FROM metrics WHERE brand_id = 1234 "
+                "GROUP BY ALL HAVING count(*) > 1)"
+            ).fetchone()
+            say(f"   (exit {code}; rows counted twice: {twice[0] if twice else '?'})")
+
+            lambda_service.queue_budget_ms = 600_000
+            now = datetime.now(UTC).replace(microsecond=0)
+            scheduled = {
+                "version": "0",
+                "id": "demo-nightly",
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "time": now.isoformat().replace("+00:00", "Z"),
+                "resources": ["arn:aws:events:us-east-1:123456789012:rule/wifi-export-nightly"],
+                "detail": {},
+            }
+            say()
+            brands = f"{BRAND},{OTHER_BRAND}"
+            say(f"3. The nightly schedule fires at {scheduled['time']} (BRAND_IDS={brands}):")
+            answer = lambda_service.invoke(scheduled, 600_000)
+            for run in answer["runs"]:
+                days = f"{run['startDate']}..{run['endDate']}"
+                say(f"   run {run['runId']}: brand {run['brandId']} {days}")
+            say("   (one window each, exported inside the scheduled invocation: no queue hop)")
+            while not lambda_service.idle():
+                time.sleep(0.2)
+
+            say()
+            say("4. A mistaken five-month backfill, cancelled a few windows in:")
+            lambda_service.queue_budget_ms = SMALL_BUDGET_MS
+            with lambda_service.paused():
+                code, out = wifi_export(
+                    "run", "--brand", str(OTHER_BRAND), "--from", "2023-01-01",
+                    "--to", "2023-05-31", env=cli_env,
+                )  # fmt: skip
+            mistaken = out.split("started run ", 1)[1].split(":", 1)[0]
+            first = lambda_service.invocations
+            while lambda_service.invocations < first + 6:
+                time.sleep(0.05)
+            wifi_export("cancel", mistaken, env=cli_env)
+            code, _ = wifi_export("status", mistaken, "--follow", "--interval", "0.5", env=cli_env)
+            say(f"   (exit {code}: the run was cancelled, nothing committed)")
+
+            say()
+            say("5. Recent runs, newest first (the history index, kept 400 days):")
+            wifi_export("runs", env=cli_env)
 
         say()
         show_partitions(s3, deployment.bucket)
@@ -139,11 +253,14 @@ def main() -> int:
         for note in read_notifications(sqs, deployment.inbox_url):
             body = note["body"]
             say(f"  {note['subject']}")
-            say(
-                f"    status={body['status']} rows={body['totals']['rows']:,} "
-                f"objects={body['totals']['objects']} api_calls={body['api']['calls']} "
-                f"manifest={body['manifest']}"
-            )
+            if body["status"] == "succeeded":
+                say(
+                    f"    status={body['status']} rows={body['totals']['rows']:,} "
+                    f"objects={body['totals']['objects']} api_calls={body['api']['calls']} "
+                    f"manifest={body['manifest']}"
+                )
+            else:
+                say(f"    status={body['status']} rows=0 manifest=None ({body.get('note', '')})")
 
         say()
         say("Athena-style SQL over the exported files (DuckDB, hive partitions, table schema):")
@@ -163,7 +280,9 @@ def main() -> int:
         assert total is not None
         say(f"  ... {total[0]:,} rows in {total[1]} partitions (brand, day) in all")
     say()
-    say("Demo finished: moto server and fake API stopped, temporary files removed.")
+    say(f"The function's own log (CloudWatch Logs' part): {log_summary(LOG)}, in {LOG}")
+    say("Demo finished: moto server, fake API and Lambda stand-in stopped, temporary files")
+    say("removed (the function's log is kept for reading).")
     return 0
 
 

@@ -5,7 +5,8 @@
   events in the AWS shape, one record per batch like the event source mapping,
   honouring partial batch responses, until the queue is empty.
 * `export_table`: downloads the table prefix and reads it with DuckDB the way
-  Athena reads it: JSON Lines, hive partitions brand_id/dt, the declared schema.
+  Athena reads it: JSON Lines, hive partitions brand_id/dt, the schema of
+  DESIGN §3 as written out in `local.contract` (not the exporter's own copy).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporter.schema import COLUMNS, PARTITION_KEYS
+from local.contract import COLUMNS, PARTITION_KEYS
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -84,7 +85,7 @@ class DrainReport:
     responses: list[Any] = field(default_factory=list)
 
 
-def drain(
+def drain(  # noqa: PLR0912 -- one loop playing the event source mapping, kept whole
     handler: Handler,
     sqs: Any,
     queue_url: str,
@@ -96,6 +97,8 @@ def drain(
     max_invocations: int = 5_000,
     redelivery_delay_s: float = 0.0,
     on_invoke: Callable[[int, dict[str, Any]], None] | None = None,
+    visibility_timeout_s: int = 30,
+    wait_in_flight_s: float = 0.0,
 ) -> DrainReport:
     """Deliver every message to `handler` until the queue is empty.
 
@@ -104,23 +107,36 @@ def drain(
     crash(n): return True to make invocation n die (its messages stay in flight
     and are redelivered), like a Lambda killed mid-work.
     Failed records (partial batch response) are made visible again after
-    `redelivery_delay_s`, as if their visibility timeout had passed.
+    `redelivery_delay_s`, as if their visibility timeout had passed. A message
+    whose worker dies without answering (a SIGKILLed process) comes back after
+    `visibility_timeout_s`, as in SQS; `wait_in_flight_s` is how long an empty queue
+    is watched for such messages (in flight elsewhere) before the drain ends. Messages
+    sent with a delay (a throttled window backing off) are waited for, as Lambda would.
     """
     arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
     report = DrainReport()
     idle_polls = 0
+    watch_until = time.monotonic() + wait_in_flight_s
     while report.invocations < max_invocations:
         got = sqs.receive_message(
             QueueUrl=queue_url,
             MaxNumberOfMessages=10 if shuffle else 1,
             AttributeNames=["All"],
-            VisibilityTimeout=30,
+            VisibilityTimeout=visibility_timeout_s,
         ).get("Messages", [])
         if not got:
             idle_polls += 1
             if idle_polls >= 2:
+                if time.monotonic() < watch_until and _in_flight(sqs, queue_url):
+                    idle_polls = 0
+                    time.sleep(0.2)
+                    continue
+                if _delayed(sqs, queue_url):  # checkpoints held back (DelaySeconds)
+                    idle_polls = 0
+                    time.sleep(0.2)
+                    continue
                 return report
             continue
         idle_polls = 0
@@ -157,6 +173,21 @@ def drain(
             else:
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
     raise RuntimeError(f"queue not drained after {max_invocations} invocations")
+
+
+def _in_flight(sqs: Any, queue_url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def _delayed(sqs: Any, queue_url: str) -> int:
+    """Messages sent with a DelaySeconds not yet over (a throttled window backing off)."""
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )["Attributes"]
+    return int(attributes.get("ApproximateNumberOfMessagesDelayed", 0))
 
 
 def download_prefix(s3: Any, bucket: str, prefix: str, dest: Path) -> list[str]:

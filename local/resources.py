@@ -42,7 +42,8 @@ class Deployment:
         data_prefix: str = "wifi/metrics",
         state_prefix: str = "wifi/_exports",
     ) -> dict[str, str]:
-        """The exporter's configuration (DESIGN §4) for this deployment and an API."""
+        """The exporter's configuration (docs/contracts.md, "Configuration") for this
+        deployment and an API."""
         return {
             "SECRET_ID": self.secret_id,
             "BUCKET_NAME": self.bucket,

@@ -1,10 +1,11 @@
 """Start an on-demand export on the deployed stack (`make invoke`).
 
     python scripts/invoke.py --stack-name wifi-export --brand 1234 \
-        --start 2023-06-08 --end 2023-06-30
+        --start 2023-06-08 --end 2023-06-30 [--locations 1,2,3 | --references US0658,FR2561
+        | --zone <uuid>] [--zero-fill | --skip-unauthorized]
 
 Finds the function through the stack's FunctionName output and invokes it
-synchronously with the on-demand event of DESIGN §1. The answer (run ids and
+synchronously with the on-demand event of docs/contracts.md, "Events". The answer (run ids and
 plan) is printed; the windows then run through the checkpoint queue and the
 run's notification arrives on the topic. boto3 from the dev virtualenv is all
 it needs: no AWS CLI. Credentials and region come from the usual AWS chain
@@ -39,18 +40,59 @@ def stack_output(stack_name: str, key: str) -> str:
     raise SystemExit(f"stack {stack_name!r} has no output {key!r}: is it deployed?")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def _ids(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated ids, got {text!r}") from exc
+
+
+def _texts(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     p.add_argument("--stack-name", default="wifi-export")
     p.add_argument("--brand", type=int, required=True)
     p.add_argument("--start", type=_day, required=True, help="first day, inclusive")
     p.add_argument("--end", type=_day, required=True, help="last day, inclusive")
+    selector = p.add_mutually_exclusive_group()
+    selector.add_argument("--locations", type=_ids, help="chosen location ids, comma-separated")
+    selector.add_argument("--references", type=_texts, help="chosen reference numbers")
+    selector.add_argument("--zone", help="one zone id (a UUID)")
+    option = p.add_mutually_exclusive_group()
+    option.add_argument("--zero-fill", action="store_true", help="v4: every bucket, zeros as 0")
+    option.add_argument(
+        "--skip-unauthorized", action="store_true", help="v2: export what is allowed"
+    )
+    return p
+
+
+def build_event(args: argparse.Namespace) -> dict[str, Any]:
+    """The on-demand event of docs/contracts.md, "Events" (the function validates it)."""
+    event: dict[str, Any] = {"brandId": args.brand, "startDate": args.start, "endDate": args.end}
+    if args.locations:
+        event["locations"] = args.locations
+    if args.references:
+        event["referenceNumbers"] = args.references
+    if args.zone:
+        event["zoneId"] = args.zone
+    if args.zero_fill:
+        event["zeroFill"] = True
+    if args.skip_unauthorized:
+        event["skipUnauthorized"] = True
+    return event
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = parser()
     args = p.parse_args(argv)
     if args.end < args.start:
         p.error("--end is before --start")
 
     function_name = stack_output(args.stack_name, "FunctionName")
-    event: dict[str, Any] = {"brandId": args.brand, "startDate": args.start, "endDate": args.end}
+    event = build_event(args)
     # Synchronous, no client retry: a retried invoke would plan a second run.
     client = boto3.client(
         "lambda", config=Config(read_timeout=910, retries={"total_max_attempts": 1})

@@ -1,14 +1,16 @@
-"""Lambda entry point: wires Powertools and routes the event; the work lives in `exporter`."""
+"""Lambda entry point: wires Powertools, parses the event, and hands it to the run protocol."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from exporter import requests, wiring
+from exporter import events, wiring
 from exporter.errors import InvalidEvent
 from exporter.observability import logger, metrics, traced
-from exporter.runs import Invocation
-from exporter.service import utc_now
+from exporter.redaction import error_text
+from exporter.run.context import Invocation
+from exporter.run.messages import handle_message
+from exporter.run.start import start_runs
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -19,11 +21,10 @@ if TYPE_CHECKING:
 @traced
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    service = wiring.service()
+    ctx = wiring.context()
     remaining = context.get_remaining_time_in_millis
-    request_inv = Invocation(context.aws_request_id, remaining)
     try:
-        kind = requests.classify(event)
+        kind = events.classify(event)
         if kind == "sqs":
             # Imported here, not at module level: it is the heaviest Powertools
             # import and the start paths do not need it.
@@ -39,17 +40,19 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
             def record_handler(record: SQSRecord) -> None:
                 receive_count = int(record.attributes.approximate_receive_count or 1)
-                service.continue_task(
-                    record.body, receive_count, Invocation(record.message_id, remaining)
+                handle_message(
+                    ctx, record.body, receive_count, Invocation(record.message_id, remaining)
                 )
 
             return dict(process_partial_response(event, record_handler, processor, context))
-        now = utc_now()
+        now = ctx.clock()
         if kind == "scheduled":
-            request = requests.parse_scheduled(event, service.settings, now, context.aws_request_id)
+            request = events.parse_scheduled(event, ctx.settings, now, context.aws_request_id)
         else:
-            request = requests.parse_on_demand(event, service.settings, now, context.aws_request_id)
+            request = events.parse_on_demand(event, ctx.settings, now, context.aws_request_id)
     except InvalidEvent as exc:
-        logger.error("invalid event", extra={"error": str(exc)})
-        return {"error": "InvalidEvent", "message": str(exc)}
-    return service.start(request, request_inv)
+        # The message may quote the event: one line, bounded (and redacted).
+        message = error_text(str(exc))
+        logger.error("invalid event", extra={"error": message})
+        return {"error": "InvalidEvent", "message": message}
+    return start_runs(ctx, request, Invocation(context.aws_request_id, remaining))

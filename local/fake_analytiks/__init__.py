@@ -8,6 +8,7 @@ Used by the tests, the demo and the benchmark::
         api.url          # "http://127.0.0.1:PORT"; data at api.url + "/wifi/json/v1".."v4"
         api.token_url    # api.url + "/oauth/token"
         api.faults.queue.extend(["429", "reset"])
+        api.quirks.utc_keys_for_local = True  # departures from the document, off by default
         api.stats.calls["/wifi/json/v3"]
 
 Run standalone with ``python -m local.fake_analytiks --help``.
@@ -18,14 +19,17 @@ from local.fake_analytiks.data import (
     ExpectedRow,
     expected_rows,
     is_dark,
+    local_buckets,
     location_ids,
     location_offset_hours,
     metric_value,
+    offset_text,
     parse_api_date,
     reference_number,
+    utc_offset_minutes,
     zone_id,
 )
-from local.fake_analytiks.server import AUDIENCE, FakeAnalytiks, Faults, Stats
+from local.fake_analytiks.server import AUDIENCE, FakeAnalytiks, Faults, Quirks, Stats
 
 __all__ = [
     "AUDIENCE",
@@ -33,13 +37,17 @@ __all__ = [
     "ExpectedRow",
     "FakeAnalytiks",
     "Faults",
+    "Quirks",
     "Stats",
     "expected_rows",
     "is_dark",
+    "local_buckets",
     "location_ids",
     "location_offset_hours",
     "metric_value",
+    "offset_text",
     "parse_api_date",
     "reference_number",
+    "utc_offset_minutes",
     "zone_id",
 ]

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Collection, Sequence
 from types import FrameType
 
-from local.fake_analytiks.server import FakeAnalytiks, Faults
+from local.fake_analytiks.server import FakeAnalytiks, Faults, Quirks
 
 
 def _brands(text: str) -> dict[int, int]:
@@ -35,6 +35,14 @@ def _client(text: str) -> tuple[str, tuple[str, Collection[int] | None]]:
         raise argparse.ArgumentTypeError("expected CLIENT_ID:SECRET[:BRAND+BRAND...]")
     allowed = [int(b) for b in parts[2].split("+") if b] if len(parts) == 3 else None
     return parts[0], (parts[1], allowed)
+
+
+def _pair(text: str) -> tuple[str, str]:
+    """``NAME=VALUE``."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError("expected NAME=VALUE")
+    return name, value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,10 +67,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-reset", type=float, default=0.0)
     p.add_argument("--rate-truncate", type=float, default=0.0)
     p.add_argument("--retry-after", type=float, default=1.0)
-    p.add_argument("--latency", type=float, default=0.0)
+    p.add_argument(
+        "--latency", type=float, default=0.0, help="seconds a data answer takes at least"
+    )
+    p.add_argument(
+        "--rate-limit", type=float, default=None, help="data requests/s; above: 429 + Retry-After"
+    )
+    p.add_argument("--rate-limit-burst", type=float, default=None, help="(default: one second's)")
+    p.add_argument("--cache-mb", type=int, default=512, help="rendered pages kept (MB)")
+    p.add_argument("--compress-cache", action="store_true", help="keep them zlib-compressed")
     p.add_argument("--slow-seconds", type=float, default=5.0)
     p.add_argument("--revoke-after", type=int, default=None)
     p.add_argument("--fault", action="append", default=[], help="queue a data fault (repeat)")
+    quirks = p.add_argument_group("quirks", "departures from the API document (all off)")
+    quirks.add_argument("--utc-keys-for-local", action="store_true", help="local requests: ...Z")
+    quirks.add_argument("--local-keys-for-utc", action="store_true", help="UTC requests: no Z")
+    quirks.add_argument("--offset-keys", action="store_true", help="local requests: +02:00 keys")
+    quirks.add_argument(
+        "--zone", type=_pair, action="append", default=[], help="LOCATION=IANA zone (repeat)"
+    )
+    quirks.add_argument(
+        "--record-field", type=_pair, action="append", default=[], help="NAME=VALUE (repeat)"
+    )
+    quirks.add_argument("--zero-values", action="store_true", help="v1-v3 keep zero values")
     return p
 
 
@@ -78,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency=args.latency,
         slow_seconds=args.slow_seconds,
         revoke_after=args.revoke_after,
+        rate_limit=args.rate_limit,
+        rate_limit_burst=args.rate_limit_burst,
     )
     api = FakeAnalytiks(
         brands=args.brands,
@@ -90,6 +119,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         faults=faults,
+        cache_bytes=args.cache_mb * 1024 * 1024,
+        compress_cache=args.compress_cache,
+        quirks=Quirks(
+            utc_keys_for_local=args.utc_keys_for_local,
+            local_keys_for_utc=args.local_keys_for_utc,
+            offset_keys=args.offset_keys,
+            zones={int(loc): zone for loc, zone in args.zone},
+            record_fields=dict(args.record_field),
+            zero_values=args.zero_values,
+        ),
     )
     done = threading.Event()
 

@@ -6,7 +6,9 @@ running it.
 
 * Locations of brand ``b`` with ``n`` locations: ``b * 100_000 + i`` for ``i`` in
   ``1..n``; reference number ``REF-<id>``; zone id ``uuid5(NAMESPACE, "<id>")``.
-* Each location has a whole-hour UTC offset (:func:`location_offset_hours`).
+* Each location has a whole-hour UTC offset (:func:`location_offset_hours`), or,
+  with the server's ``Quirks.zones``, an IANA time zone with daylight saving time
+  (:func:`local_buckets`, :func:`utc_offset_minutes`).
 * :func:`metric_value` gives a metric's value for one bucket. About 2.5% of
   locations are "dark" (always 0), about 18% of buckets are "closed" (every
   metric 0) and about 9% of the other metric values are 0 as well, so zero
@@ -27,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Final, Literal, NamedTuple
+from zoneinfo import ZoneInfo
 
 Basis = Literal["utc", "local"]
 
@@ -274,6 +277,53 @@ def utc_minutes_for(location_id: int, wall_minutes: Sequence[int], basis: Basis)
     return [m - shift for m in wall_minutes]
 
 
+# ---------------------------------------------------------------- time zones (quirks)
+
+
+def utc_offset_minutes(location_id: int, utc_minute: int, tz: str | None = None) -> int:
+    """A location's UTC offset at a UTC instant: its IANA zone's (with daylight saving
+    time) when it has one, else its fixed :func:`location_offset_hours`."""
+    if tz is None:
+        return location_offset_hours(location_id) * 60
+    moment = (_EPOCH + timedelta(minutes=utc_minute)).replace(tzinfo=UTC)
+    offset = moment.astimezone(ZoneInfo(tz)).utcoffset()
+    assert offset is not None
+    return offset // timedelta(minutes=1)
+
+
+def offset_text(minutes: int) -> str:
+    """``+02:00`` / ``-05:00`` / ``+00:00`` for an offset in minutes."""
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def local_buckets(
+    location_id: int,
+    start_wall: datetime,
+    end_wall: datetime,
+    bucket_minutes: int = 60,
+    tz: str | None = None,
+) -> list[tuple[int, int, int]]:
+    """``(utc minute, wall minute, offset minutes)`` of the buckets of a local-time
+    request whose wall-clock start is in [start, end], in time order.
+
+    Buckets are aligned in UTC. With a zone that has daylight saving time an
+    autumn day has 25 buckets (one wall-clock hour twice, at two offsets) and a
+    spring day 23; without one, this is :func:`grid_minutes` at the fixed offset.
+    """
+    if tz is None:
+        off = location_offset_hours(location_id) * 60
+        return [(w - off, w, off) for w in grid_minutes(start_wall, end_wall, bucket_minutes)]
+    low, high = epoch_minute(start_wall), epoch_minute(end_wall)
+    margin = timedelta(hours=15)  # more than any UTC offset
+    out: list[tuple[int, int, int]] = []
+    for utc in grid_minutes(start_wall - margin, end_wall + margin, bucket_minutes):
+        off = utc_offset_minutes(location_id, utc, tz)
+        if low <= utc + off <= high:
+            out.append((utc, utc + off, off))
+    return out
+
+
 def all_metrics(extra_metrics: Sequence[str] = ()) -> tuple[str, ...]:
     return METRICS + tuple(m for m in extra_metrics if m not in METRICS)
 
@@ -342,20 +392,23 @@ def location_record(
     zero_fill: bool,
     reference: str | None = None,
     zone: str | None = None,
+    utc_minutes: Sequence[int] | None = None,
 ) -> dict[str, object]:
     """One location's response record (``keys[i]`` is the key of ``wall_minutes[i]``).
 
     ``zero_fill`` (v4) keeps every bucket with zeros; otherwise (v1-v3) zero
     buckets are omitted and a metric without any non-zero bucket is left out.
+    ``utc_minutes`` (with one key each) replaces the buckets ``wall_minutes`` and
+    ``basis`` give: the server's quirks use it for per-location time keys.
     """
     record: dict[str, object] = {"locationId": location_id}
     if reference is not None:
         record["referenceNumber"] = reference
     if zone is not None:
         record["zoneId"] = zone
-    series = location_series(
-        location_id, metrics, utc_minutes_for(location_id, wall_minutes, basis)
-    )
+    if utc_minutes is None:
+        utc_minutes = utc_minutes_for(location_id, wall_minutes, basis)
+    series = location_series(location_id, metrics, utc_minutes)
     for metric, values in zip(metrics, series, strict=True):
         if zero_fill:
             record[metric] = dict(zip(keys, values, strict=True))

@@ -16,6 +16,7 @@ import struct
 import sys
 import threading
 import time
+import zlib
 from collections import Counter, OrderedDict, deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,12 +34,15 @@ from local.fake_analytiks.data import (
     all_metrics,
     brand_of,
     grid_minutes,
+    local_buckets,
     location_ids,
     location_of_reference,
     location_record,
+    offset_text,
     parse_api_date,
     reference_number,
     time_key,
+    utc_offset_minutes,
     zone_id,
 )
 
@@ -47,7 +51,7 @@ DATA_PATHS: Final = {f"/wifi/json/v{i}": f"v{i}" for i in range(1, 5)}
 TOKEN_PATHS: Final = ("/oauth/token", "/")
 MAX_LOCATIONS: Final = 50
 UNAUTHORIZED: Final = "You are not authorized to query these locations"
-FAULT_KINDS: Final = frozenset({"reset", "truncate", "slow"})
+FAULT_KINDS: Final = frozenset({"reset", "truncate", "slow", "ok"})
 CACHE_BYTES: Final = 512 * 1024 * 1024
 
 _V13_KEYS: Final = frozenset(
@@ -68,11 +72,16 @@ class Faults:
     entry and suffers it instead of being served: ``"429"``, ``"500"``, ``"502"``,
     ``"503"`` (any 3-digit status works), ``"reset"`` (abrupt close, RST),
     ``"truncate"`` (full Content-Length, half the body, close) or ``"slow"``
-    (sleep ``slow_seconds`` first, then answer normally).
+    (sleep ``slow_seconds`` first, then answer normally); ``"ok"`` is served
+    normally and not counted as a fault: it aims a later entry at a later request.
     ``rate_*`` draw from the server's seeded RNG (one draw per data request).
     ``retry_after`` is the ``Retry-After`` header of 429s (None = no header).
-    ``latency`` is added to every data response. ``revoke_after``: after that
+    ``latency``: every data response takes at least this long (the server's own
+    work counts towards it, as an API's would). ``revoke_after``: after that
     many successful data calls with one token, the token is revoked (401).
+    ``rate_limit``: at most that many data requests per second (a token bucket
+    holding ``rate_limit_burst`` requests, one second's worth by default); above
+    it a request is answered 429 at once, with ``retry_after``. Off (None) by default.
     """
 
     queue: deque[str] = field(default_factory=deque)
@@ -85,10 +94,60 @@ class Faults:
     latency: float = 0.0
     slow_seconds: float = 5.0
     revoke_after: int | None = None
+    rate_limit: float | None = None
+    rate_limit_burst: float | None = None
 
     def __post_init__(self) -> None:
         self.queue = _deque(self.queue)
         self.token_queue = _deque(self.token_queue)
+
+
+@dataclass
+class Quirks:
+    """Ways the fake departs from the happy reading of its document; all off by
+    default and mutable while it runs (pages are cached per setting).
+
+    ``utc_keys_for_local``: local-time requests get the same buckets keyed in UTC
+    (``...T08:00:00Z``), as "Again, all dates are UTC" would have it.
+    ``local_keys_for_utc``: UTC requests get the same buckets keyed by each
+    location's wall-clock time without a suffix (``...T10:00:00``).
+    ``offset_keys``: local-time requests get wall-clock keys with the location's
+    UTC offset at that instant (``2023-10-29T02:00:00+02:00``); ignored while
+    ``utc_keys_for_local`` is on.
+    ``zones``: location id -> IANA time zone with daylight saving time (say
+    ``Europe/Berlin``); such a location's local day can have 23 or 25 buckets,
+    and without ``offset_keys`` the autumn night's two 02:00 buckets share one
+    key (the later one wins, as a JSON object keeps one value per key).
+    ``record_fields``: unknown non-metric fields added to every record (v1-v4),
+    ``{location_id}`` in a string value replaced by the record's location id.
+    ``zero_values``: v1-v3 records carry zero values too, as v4 does.
+    """
+
+    utc_keys_for_local: bool = False
+    local_keys_for_utc: bool = False
+    offset_keys: bool = False
+    zones: dict[int, str] = field(default_factory=dict)
+    record_fields: dict[str, object] = field(default_factory=dict)
+    zero_values: bool = False
+
+    def fingerprint(self) -> str:
+        """Part of every page's cache key: a change of quirks renders pages anew."""
+        return repr(
+            (
+                self.utc_keys_for_local,
+                self.local_keys_for_utc,
+                self.offset_keys,
+                sorted(self.zones.items()),
+                sorted(self.record_fields.items()),
+                self.zero_values,
+            )
+        )
+
+    def reshapes(self, location_id: int, basis: Basis) -> bool:
+        """Whether a location's time keys differ from the plain ones of the basis."""
+        if basis == "utc":
+            return self.local_keys_for_utc
+        return self.utc_keys_for_local or self.offset_keys or location_id in self.zones
 
 
 @dataclass
@@ -180,6 +239,9 @@ class FakeAnalytiks:
         host: str = "127.0.0.1",
         port: int = 0,
         faults: Faults | None = None,
+        quirks: Quirks | None = None,
+        cache_bytes: int = CACHE_BYTES,
+        compress_cache: bool = False,
     ) -> None:
         if bucket_minutes <= 0 or 60 % bucket_minutes:
             raise ValueError("bucket_minutes must divide 60 (e.g. 60 or 15)")
@@ -201,6 +263,7 @@ class FakeAnalytiks:
         self.host = host
         self.port = port
         self.faults = faults if faults is not None else Faults()
+        self.quirks = quirks if quirks is not None else Quirks()
         self._rng = random.Random(seed)
         self._key = secrets.token_bytes(32)  # signs cursors: foreign cursors fail
         self._lock = threading.Lock()
@@ -209,6 +272,13 @@ class FakeAnalytiks:
         self._zones: dict[str, int] | None = None
         self._cache: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
         self._cache_bytes = 0
+        # Rendered pages kept (zlib level 1 when compressed: a few times more pages
+        # in the same memory, for the scale benchmark's thousands of distinct pages).
+        self._cache_limit = cache_bytes
+        self._compress_cache = compress_cache
+        # Arrival times (time.time()) of data requests, and the rate limiter's bucket.
+        self._arrivals: list[float] = []
+        self._bucket: tuple[float, float] | None = None  # (tokens, at monotonic)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -267,6 +337,34 @@ class FakeAnalytiks:
     def reset_stats(self) -> None:
         with self._lock:
             self._stats = Stats()
+            self._arrivals = []
+
+    def arrivals(self) -> list[float]:
+        """When each data request (v1-v4) arrived, ``time.time()``, in arrival order."""
+        with self._lock:
+            return list(self._arrivals)
+
+    def _over_rate_limit(self) -> bool:
+        """Take a token from the rate limiter's bucket; True if there was none."""
+        limit = self.faults.rate_limit
+        if limit is None or limit <= 0:
+            return False
+        burst = self.faults.rate_limit_burst or max(1.0, limit)
+        now = time.monotonic()
+        with self._lock:
+            tokens, at = self._bucket if self._bucket is not None else (burst, now)
+            tokens = min(burst, tokens + (now - at) * limit)
+            if tokens < 1.0:
+                self._bucket = (tokens, now)
+                return True
+            self._bucket = (tokens - 1.0, now)
+            return False
+
+    def reseed(self, seed: int) -> None:
+        """Restart the fault RNG: the ``rate_*`` draws from now on repeat for a given seed."""
+        with self._lock:
+            self.seed = seed
+            self._rng = random.Random(seed)
 
     def revoke_tokens(self) -> None:
         """Every token issued so far gets 401 from now on."""
@@ -294,6 +392,8 @@ class FakeAnalytiks:
     def _count_call(self, path: str) -> None:
         with self._lock:
             self._stats.calls[path] += 1
+            if path in DATA_PATHS:
+                self._arrivals.append(time.time())
 
     def _count_response(self, path: str, status: int, nbytes: int) -> None:
         with self._lock:
@@ -459,7 +559,7 @@ class FakeAnalytiks:
             raise _Reply(401, {"message": UNAUTHORIZED, "locations": failures})
         if variant == "v2" and not items:
             raise _Reply(401, {"message": UNAUTHORIZED, "locations": failures})
-        key = (variant, tuple(items), tuple(failures), query)
+        key = (variant, tuple(items), tuple(failures), query, self.quirks.fingerprint())
         return self._cached(key, lambda: self._render_batch(variant, items, failures, query))
 
     def _resolve(  # noqa: PLR0912 - one branch per request mode
@@ -527,19 +627,49 @@ class FakeAnalytiks:
     ) -> list[dict[str, object]]:
         walls = grid_minutes(query.start, query.end, self.bucket_minutes)
         keys = [time_key(m, query.basis) for m in walls]
-        return [
-            location_record(
+        quirks = self.quirks
+        records: list[dict[str, object]] = []
+        for loc, ref, zone in items:
+            utc: list[int] | None = None
+            loc_keys = keys
+            if quirks.reshapes(loc, query.basis):
+                utc, loc_keys = self._quirk_keys(loc, query, walls)
+            record = location_record(
                 loc,
                 self.metrics,
                 walls,
-                keys,
+                loc_keys,
                 query.basis,
-                zero_fill=zero_fill,
+                zero_fill=zero_fill or quirks.zero_values,
                 reference=ref,
                 zone=zone,
+                utc_minutes=utc,
             )
-            for loc, ref, zone in items
-        ]
+            for name, value in quirks.record_fields.items():
+                if isinstance(value, str):
+                    record[name] = value.replace("{location_id}", str(loc))
+                else:
+                    record[name] = value
+            records.append(record)
+        return records
+
+    def _quirk_keys(
+        self, location_id: int, query: _Query, walls: Sequence[int]
+    ) -> tuple[list[int], list[str]]:
+        """A location's UTC bucket starts and their time keys under the quirks."""
+        quirks = self.quirks
+        tz = quirks.zones.get(location_id)
+        if query.basis == "utc":  # local_keys_for_utc
+            keys = [time_key(u + utc_offset_minutes(location_id, u, tz), "local") for u in walls]
+            return list(walls), keys
+        buckets = local_buckets(location_id, query.start, query.end, self.bucket_minutes, tz)
+        if quirks.utc_keys_for_local:
+            keys = [time_key(u, "utc") for u, _, _ in buckets]
+        elif quirks.offset_keys:
+            keys = [time_key(w, "local") + offset_text(off) for _, w, off in buckets]
+        else:
+            keys = [time_key(w, "local") for _, w, _ in buckets]
+        return [u for u, _, _ in buckets], keys
 
     def _render_batch(
         self,
@@ -606,7 +736,7 @@ class FakeAnalytiks:
         def render() -> bytes:
             return orjson.dumps({"cursor": next_cursor, "data": self._records(items, query, False)})
 
-        result = self._cached(("v3", brand, query, offset), render)
+        result = self._cached(("v3", brand, query, offset, self.quirks.fingerprint()), render)
         self._count(pages_served=1)
         return result
 
@@ -618,15 +748,18 @@ class FakeAnalytiks:
             if body is not None:
                 self._cache.move_to_end(key)
                 self._stats.cache_hits += 1
-                return body
+        if body is not None:
+            return zlib.decompress(body) if self._compress_cache else body
+        with self._lock:
             self._stats.cache_misses += 1
         body = render()
         assert isinstance(body, bytes)
+        kept = zlib.compress(body, 1) if self._compress_cache else body
         with self._lock:
             if key not in self._cache:
-                self._cache[key] = body
-                self._cache_bytes += len(body)
-                while self._cache_bytes > CACHE_BYTES and len(self._cache) > 1:
+                self._cache[key] = kept
+                self._cache_bytes += len(kept)
+                while self._cache_bytes > self._cache_limit and len(self._cache) > 1:
                     _, old = self._cache.popitem(last=False)
                     self._cache_bytes -= len(old)
         return body
@@ -781,8 +914,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- dispatch
 
-    def do_POST(self) -> None:  # noqa: PLR0911
+    def do_POST(self) -> None:  # noqa: PLR0911, PLR0912
         api = self.server.api
+        arrived = time.monotonic()
         path = self.path.split("?", 1)[0]
         api._count_call(path)
         content = self._read_body()
@@ -794,9 +928,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(path, 404, {"message": f"Not found: {path}"})
             return
 
+        if variant is not None and api._over_rate_limit():
+            # Over the rate limit: refused at once, before any work (or latency).
+            api._count_fault("rate-limit", data=True)
+            self._status_fault(path, "429")
+            return
         fault = api._next_fault(data=variant is not None)
-        if variant is not None and api.faults.latency > 0:
-            time.sleep(api.faults.latency)
+        if fault == "ok":
+            fault = None
+        if variant is not None and api.faults.latency > 0 and fault is not None:
+            _sleep_until(arrived + api.faults.latency)
         truncate = False
         if fault is not None:
             api._count_fault(fault, data=variant is not None)
@@ -822,8 +963,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = api._data_response(variant, headers, content)
         except _Reply as reply:
+            _sleep_until(arrived + api.faults.latency)
             self._send_json(path, reply.status, reply.payload, reply.headers)
             return
+        # The latency is the whole answer's: rendering the page is part of it.
+        _sleep_until(arrived + api.faults.latency)
         self._send(path, 200, body, truncate=truncate)
 
     def do_GET(self) -> None:
@@ -837,6 +981,12 @@ class _Handler(BaseHTTPRequestHandler):
             )
         else:
             self._send_json(path, 404, {"message": f"Not found: {path}"})
+
+
+def _sleep_until(moment: float) -> None:
+    left = moment - time.monotonic()
+    if left > 0:
+        time.sleep(left)
 
 
 def _seconds(value: float) -> str:

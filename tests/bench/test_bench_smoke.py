@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.run import SELECTION_BRAND_OFFSET
 from local.fake_analytiks import expected_rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,6 +26,9 @@ MODE_FIGURES = (
 TARGETS = (
     "exporter wall <= 1.0 x raw-gzip wall (2,000 locations)",
     "exporter wall <= 1.0 x raw-gzip wall (8,000 locations)",
+    "one core: exporter wall <= 1.0 x raw-gzip wall (2,000 locations)",
+    "one core: exporter wall <= 1.0 x raw-gzip wall (8,000 locations)",
+    "selection (2,000 ids, 40 batches) wall <= 1.2 x whole-brand exporter wall",
     "peak RSS <= 150 MB (2,000 locations)",
     "RSS(8,000) <= 1.15 x RSS(2,000)",
     "gzipped bytes/row <= 1.15 x stdlib gzip-6 bytes/row",
@@ -36,6 +40,10 @@ TARGETS = (
 
 def test_bench_smoke(tmp_path: Path) -> None:
     out = tmp_path / "out"
+    # `make bench-scale`'s section of the page (bench/scale.py) survives `make bench`.
+    scale = "<!-- scale:start -->\n## Scale\n\nkept as it is\n<!-- scale:end -->"
+    out.mkdir()
+    (out / "performance.md").write_text(f"# Performance\n\nold generated text\n\n{scale}\n")
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--out", str(out)],
         cwd=ROOT,
@@ -53,7 +61,11 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert results["duration_s"] > 0
 
     [workload] = results["workloads"]
-    assert set(workload["modes"]) == {"bare", "raw-gzip", "exporter"}
+    assert set(workload["modes"]) == {"bare", "raw-gzip", "exporter", "selection"}
+    # The same pinned to one core, as Lambda at 1,769 MB runs it.
+    assert set(workload["pinned"]) == {"bare", "raw-gzip", "exporter"}
+    assert workload["pinned"]["exporter"]["status"] == "succeeded"
+    assert workload["pinned"]["exporter"]["wall_vs_raw_gzip"] > 0
     for mode, figures in workload["modes"].items():
         for name in MODE_FIGURES:
             assert name in figures, (mode, name)
@@ -77,6 +89,21 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert exporter["api_calls"] == exporter["pages"] + exporter["retries"]
     assert exporter["pages"] == workload["expected_pages"]
     assert exporter["s3_requests"] > 0 and exporter["objects_written"] >= 1
+    # As many locations chosen by id, of a twin brand (its own deterministic data).
+    selection = workload["modes"]["selection"]
+    assert selection["status"] == "succeeded"
+    twin = workload["brand"] + SELECTION_BRAND_OFFSET
+    assert selection["rows"] == sum(
+        1
+        for _ in expected_rows(
+            twin,
+            workload["locations"],
+            f"{workload['start']}T00:00:00.000Z",
+            f"{workload['end']}T23:59:59.999Z",
+        )
+    )
+    assert selection["api_calls"] == selection["pages"] == workload["expected_pages"]
+    assert selection["wall_vs_exporter"] > 0
 
     size = results["output_size"]
     assert size["rows"] == expected
@@ -91,6 +118,8 @@ def test_bench_smoke(tmp_path: Path) -> None:
 
     assert [t["name"] for t in results["targets"]] == list(TARGETS)
     assert "## Results" in markdown and "## Targets" in markdown
+    assert "## Results on one core" in markdown
+    assert markdown.count(scale) == 1 and "old generated text" not in markdown
     assert "<!-- notes:start -->" in markdown and "<!-- notes:end -->" in markdown
 
 

@@ -1,14 +1,30 @@
 """A fault and bad-input campaign: every scenario is a real run through the handler,
 moto and an HTTP API, and must end in one of two ways:
 
-* succeeded: every expected row exactly once and exactly one success notification;
-* failed: nothing committed under the data prefix (earlier data untouched) and
-  exactly one failure notification;
+* succeeded: every expected row exactly once, all from the run, and exactly one success
+  notification;
+* failed: the table byte-identical to what it held before the run, and exactly one
+  failure notification;
 
-never partial or doubled data, never silence. Bad input is rejected with an error
-naming the field and writes nothing. Each scenario records a row of the campaign
-table (docs/reliability.md via `make chaos`). Scenarios marked xfail(strict) are
-exporter bugs found by the campaign: they flip to failures once fixed.
+never partial or doubled data, never silence. Runs that may fail, and every kill, go
+over partitions that an earlier run already committed (the `earlier` fixture: the
+same days and one more on each side), so "nothing changed" and "the older rows were
+replaced, the neighbours left alone" are checked against real data, not an empty
+table. Every planted fault records that it fired and the scenario asserts it: a kill
+that is never reached fails the scenario instead of passing it. Bad input is rejected
+with an error naming the field and writes nothing.
+
+In-process kills raise `Killed` (a BaseException) at a chosen adapter call; from then
+until the invocation ends every other adapter call dies too, so no unwinding code (or
+a sibling thread) does I/O a dead Lambda could not. `test_sigkill.py` kills a separate
+worker process with SIGKILL instead.
+
+Each scenario records a row of the campaign table (docs/reliability.md via
+`make chaos`): the fault, where it fires, whether it fired, the outcome, and what was
+checked. One scenario is marked xfail(strict, raises=RepeatedNotification): an exporter
+bug this campaign found and that is not fixed yet
+(`test_status_write_fails_after_the_notification`); it turns into a failure, to be
+unmarked, once the bug is fixed.
 """
 
 from __future__ import annotations
@@ -21,13 +37,13 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from exporter import api_client
+from exporter import api_client, wiring
 from exporter.api_client import AnalytiksClient
 from exporter.aws import S3Store, SnsPublisher, SqsQueue
 from exporter.errors import ConfigError
@@ -42,6 +58,7 @@ from local.chaos import (
 )
 from local.chaos import record as rec
 from local.chaos import v3_pages as pages
+from local.contract import parse_data_key
 from local.harness import DrainReport, FakeContext, Killed, drain
 from tests.chaos.conftest import SIZE
 from tests.integration.conftest import CLIENT_SECRET, Lab
@@ -52,13 +69,25 @@ FULL = SIZE == "full"
 BRAND = 1234
 FIRST, LAST = date(2023, 6, 1), (date(2023, 6, 14) if FULL else date(2023, 6, 7))
 EVENT = {"brandId": BRAND, "startDate": FIRST.isoformat(), "endDate": LAST.isoformat()}
+# What an earlier run committed before a scenario: the same days and one on each side.
+EARLIER_FIRST, EARLIER_LAST = FIRST - timedelta(days=1), LAST + timedelta(days=1)
+EARLIER_EVENT = {
+    "brandId": BRAND,
+    "startDate": EARLIER_FIRST.isoformat(),
+    "endDate": EARLIER_LAST.isoformat(),
+}
 LOCATIONS, PAGE_SIZE = (30, 5) if FULL else (12, 4)
+DAYS = (LAST - FIRST).days + 1
+PAGES = -(-LOCATIONS // PAGE_SIZE)  # pages of a window
+# One page per invocation: a run of EVENT commits one object per (page, day).
+COPIES = PAGES * DAYS
 MARGIN_MS = 2_000
 HOP = MARGIN_MS + 1  # an invocation walks one page, then checkpoints
 SHORT = 2_500  # a few pages; a dead holder's commit lease expires within ~2.5 s
 REDELIVERY_S = 0.6  # visibility timeout, compressed
 BIG = 30_000  # a whole window in one invocation
 DATA, STATE = "wifi/metrics/", "wifi/_exports/"
+V3 = "/wifi/json/v3"
 # Small timeouts and backoff keep the campaign fast; the retry logic is the real one.
 FAST_POLICY: dict[str, Any] = {
     "max_attempts": 5,
@@ -69,6 +98,59 @@ FAST_POLICY: dict[str, Any] = {
     "read_timeout_s": 1.0,
 }
 Campaign = list[CampaignRow]
+
+
+# -- a killed invocation stays dead --------------------------------------------------------
+
+
+@dataclass
+class Process:
+    """The in-process worker: `dead` from a kill until the next invocation starts, and
+    the checkpoint it is working on: (window, step, receive count), None for a direct
+    invocation."""
+
+    dead: bool = False
+    delivery: tuple[int, int, int] | None = None
+
+
+def delivery_of(event: dict[str, Any]) -> tuple[int, int, int] | None:
+    """(window, step, receive count) of a one-record SQS event (DESIGN §2 checkpoint)."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not records:
+        return None
+    try:
+        body = json.loads(records[0]["body"])
+        count = int(records[0]["attributes"]["ApproximateReceiveCount"])
+        return int(body["window"]), int(body["step"]), count
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+PROCESS = Process()
+S3_METHODS = ("put", "put_if_absent", "put_if_match", "get", "get_versioned", "exists")
+ADAPTER_METHODS: list[tuple[type, str]] = [
+    *((S3Store, m) for m in (*S3_METHODS, "list_keys", "copy", "delete") if hasattr(S3Store, m)),
+    (SqsQueue, "send"),
+    (SnsPublisher, "publish"),
+    (AnalytiksClient, "fetch_v3"),
+]
+
+
+@pytest.fixture(autouse=True)
+def dead_workers_do_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a kill, every adapter call of the same invocation (a `finally`, a sibling
+    thread of a copy pool or the page reader) dies as well."""
+    PROCESS.dead, PROCESS.delivery = False, None
+    for cls, name in ADAPTER_METHODS:
+        original = getattr(cls, name)
+
+        @functools.wraps(original)
+        def guard(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            if PROCESS.dead:
+                raise Killed
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, name, guard)
 
 
 # -- running and judging -------------------------------------------------------------
@@ -89,6 +171,8 @@ class Probe:
         def handle(event: dict[str, Any], context: FakeContext) -> Any:
             self.invocations += 1
             self.events.append(event)
+            PROCESS.dead = False  # a new invocation: a fresh (or thawed) worker
+            PROCESS.delivery = delivery_of(event)
             try:
                 return app.handler(event, context)
             finally:
@@ -99,18 +183,55 @@ class Probe:
         return handle
 
 
+Fingerprint = dict[str, tuple[str, int]]
+
+
+def fingerprint(lab: Lab) -> Fingerprint:
+    """Every table object with its MD5 ETag and size: equal fingerprints, equal bytes."""
+    out: Fingerprint = {}
+    for page in lab.s3.get_paginator("list_objects_v2").paginate(Bucket=lab.bucket, Prefix=DATA):
+        out.update({o["Key"]: (o["ETag"], o["Size"]) for o in page.get("Contents", [])})
+    return out
+
+
+@dataclass
+class Earlier:
+    """A run committed before the scenario, and the table it left."""
+
+    run_id: str
+    table: Fingerprint
+
+
 @dataclass
 class Run:
     lab: Lab
     response: Any
     report: DrainReport
     probe: Probe
-    baseline: dict[str, str]
+    before: Fingerprint  # the table before the run
     notes_before: int
+    earlier: Earlier | None = None
+
+    @property
+    def run_id(self) -> str | None:
+        runs = self.response.get("runs") if isinstance(self.response, dict) else None
+        return str(runs[0]["runId"]) if runs else None
 
 
-def data_etags(lab: Lab) -> dict[str, str]:
-    return {k: lab.s3.head_object(Bucket=lab.bucket, Key=k)["ETag"] for k in lab.list_keys(DATA)}
+def commit_earlier(lab: Lab) -> Earlier:
+    """Export EARLIER_EVENT to the end, then cold-start with fresh API counters.
+
+    Its rows are not checked here (the export tests do that): a scenario compares the
+    table with what this run left, object by object."""
+    run_id = lab.run(EARLIER_EVENT, BIG)["runs"][0]["runId"]
+    assert [n["body"]["status"] for n in lab.notifications()] == ["succeeded"]
+    table = fingerprint(lab)
+    days = {parse_data_key(k).dt for k in table}
+    assert len(days) == (EARLIER_LAST - EARLIER_FIRST).days + 1, "a day without data"
+    lab.cold_start()
+    lab.api.reset_stats()
+    lab.api.reseed(0)
+    return Earlier(run_id, table)
 
 
 def execute(
@@ -119,17 +240,18 @@ def execute(
     *,
     budget_ms: int = BIG,
     arm: Callable[[], None] | None = None,
+    earlier: Earlier | None = None,
     **drain_kwargs: Any,
 ) -> Run:
     """Invoke like a direct caller, arm the faults, then let the queue finish the work."""
     probe = Probe()
-    baseline = data_etags(lab)
-    before = len(lab.notifications())
+    before = fingerprint(lab)
+    notes_before = len(lab.notifications())
     response = probe.handler()(event, FakeContext(budget_ms))
     if arm:
         arm()
     report = drain(probe.handler(), lab.sqs, lab.queue_url, budget_ms=budget_ms, **drain_kwargs)
-    return Run(lab, response, report, probe, baseline, before)
+    return Run(lab, response, report, probe, before, notes_before, earlier)
 
 
 def queue_depth(lab: Lab, url: str) -> int:
@@ -146,49 +268,100 @@ def assert_keys_confined(lab: Lab) -> None:
     assert not stray, f"keys outside the prefixes: {stray[:3]}"
 
 
+def assert_neighbours_untouched(lab: Lab, earlier: Earlier, first: date, last: date) -> int:
+    """The earlier run's objects on days outside first..last are still there, byte for
+    byte, and nothing else is on those days."""
+    table = fingerprint(lab)
+
+    def outside(key: str) -> bool:
+        return not first <= date.fromisoformat(parse_data_key(key).dt) <= last
+
+    theirs = {k: v for k, v in earlier.table.items() if outside(k)}
+    now = {k: v for k, v in table.items() if outside(k)}
+    assert theirs, "the earlier run left nothing on the neighbour days"
+    assert now == theirs, "a neighbour day of the run changed"
+    return len(theirs)
+
+
 def settle(
     run: Run,
     row: CampaignRow,
     expect: str,
     *,
+    kills: int | None = 0,
     brand: int = BRAND,
     first: date = FIRST,
     last: date = LAST,
     api_calls: int | None = None,
     check_rows: bool = True,
 ) -> dict[str, Any]:
-    """Judge a run against the campaign's invariant and fill its row."""
+    """Judge a run against the campaign's invariant and fill its row.
+
+    `kills`: invocations this scenario killed (each one a crash of the harness); no
+    other invocation may crash. None: the scenario counts them itself.
+    """
     lab = run.lab
     notes = lab.notifications()[run.notes_before :]
     row.notifications = len(notes)
     row.invocations = run.probe.invocations
     row.redeliveries = run.report.failed_records + run.report.crashed_invocations
-    row.api_calls = lab.api.stats.calls["/wifi/json/v3"] if api_calls is None else api_calls
+    row.api_calls = lab.api.stats.calls[V3] if api_calls is None else api_calls
     statuses = [n["body"]["status"] for n in notes]
     row.outcome = "+".join(statuses) or "silence"
     assert len(notes) == 1, f"expected one notification, got {statuses}"
     body = notes[0]["body"]
     assert notes[0]["attributes"]["status"] == body["status"]
+    if run.run_id is not None:
+        assert body["runId"] == run.run_id
+    checked: list[str] = []
     if body["status"] == "succeeded":
         row.retries = str(body["api"]["retries"])
         row.detail = f"{body['totals']['rows']} rows, {body['totals']['objects']} objects"
         if check_rows:
-            rows = assert_table_matches(lab, brand, first, last, "utc")
+            rows = assert_table_matches(
+                lab, brand, first, last, "utc", run_id=run.run_id, other_days=bool(run.earlier)
+            )
             assert body["totals"]["rows"] == len(rows)
+            checked.append(f"{len(rows)} rows each once, all of this run")
+            if run.earlier is not None:
+                kept = assert_neighbours_untouched(lab, run.earlier, first, last)
+                checked.append(f"earlier run replaced, its {kept} neighbour-day objects intact")
     else:
         row.detail = body["error"]
-        assert data_etags(lab) == run.baseline, "a failed run changed the table"
-    assert expect in ("either", body["status"]), f"expected {expect}, got {body['status']}"
+        assert body["totals"]["rows"] == 0
+        assert fingerprint(lab) == run.before, "a failed run changed the table"
+        checked.append(
+            f"table byte-identical ({len(run.before)} objects of an earlier run)"
+            if run.before
+            else "table still empty"
+        )
+    checked.append("1 notification")
+    assert expect.startswith(("either", body["status"])), f"expected {expect}, got {body['status']}"
     assert_keys_confined(lab)
+    if kills is not None:
+        assert run.report.crashed_invocations == kills, (
+            f"{run.report.crashed_invocations} invocation(s) crashed, {kills} killed"
+        )
     assert run.probe.overruns == 0, f"{run.probe.overruns} invocation(s) ran past the deadline"
     assert queue_depth(lab, lab.queue_url) == 0, "messages left in the queue"
     assert queue_depth(lab, lab.dlq_url) == 0, "messages in the DLQ"
+    row.checked = "; ".join(checked)
     return notes[0]
 
 
+def fired(row: CampaignRow, count: int, what: str, *, exactly: int | None = None) -> None:
+    """Record in the row whether the planted fault happened, and insist that it did."""
+    row.fired = f"yes: {count} {what}" if count else f"NO: {what}"
+    assert count >= 1, f"the planted fault never fired ({what})"
+    if exactly is not None:
+        assert count == exactly, f"fired {count} times, planted {exactly} ({what})"
+
+
 @contextlib.contextmanager
-def scenario(campaign: Campaign, group: str, case: str, expected: str) -> Iterator[CampaignRow]:
-    row = CampaignRow(group, case, expected)
+def scenario(
+    campaign: Campaign, group: str, case: str, expected: str, where: str = ""
+) -> Iterator[CampaignRow]:
+    row = CampaignRow(group, case, expected, where=where)
     campaign.append(row)
     started = time.monotonic()
     try:
@@ -217,21 +390,32 @@ Decide = Callable[[int, tuple[Any, ...]], BaseException | None]
 def inject(
     monkeypatch: pytest.MonkeyPatch, cls: type, name: str, decide: Decide, *, after: bool = False
 ) -> dict[str, int]:
-    """Wrap `cls.name`: `decide(call number, args)` returns what to raise (before or after)."""
+    """Wrap `cls.name`: `decide(call number, args)` returns what to raise (before or after).
+
+    Raising `Killed` kills the invocation: every later adapter call in it dies too."""
     original = getattr(cls, name)
     state = {"calls": 0, "raised": 0}
+
+    def fire(exc: BaseException) -> BaseException:
+        state["raised"] += 1
+        if isinstance(exc, Killed):
+            PROCESS.dead = True
+        return exc
 
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         state["calls"] += 1
         exc = decide(state["calls"], args)
         if exc is not None and not after:
-            state["raised"] += 1
-            raise exc
-        result = original(self, *args, **kwargs)
+            raise fire(exc)
+        try:
+            result = original(self, *args, **kwargs)
+        except BaseException:
+            if exc is not None:  # "after" the call, whether it returned or raised
+                raise fire(exc) from None
+            raise
         if exc is not None:
-            state["raised"] += 1
-            raise exc
+            raise fire(exc)
         return result
 
     monkeypatch.setattr(cls, name, wrapper)
@@ -253,9 +437,8 @@ def nth(n: int, exc: Callable[[], BaseException], where: str = "") -> Decide:
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        api_client, "RetryPolicy", functools.partial(api_client.RetryPolicy, **FAST_POLICY)
-    )
+    monkeypatch.setattr(wiring, "RETRY_POLICY", api_client.RetryPolicy(**FAST_POLICY))
+    wiring.context.cache_clear()
 
 
 @pytest.fixture
@@ -263,6 +446,12 @@ def chaos_lab(make_lab: Callable[..., Lab]) -> Lab:
     lab = make_lab(brands={BRAND: LOCATIONS, 777: 3}, page_size=PAGE_SIZE)
     lab.configure(TIME_SAFETY_MARGIN_MS=str(MARGIN_MS), MAX_RECEIVE_COUNT="5")
     return lab
+
+
+@pytest.fixture
+def earlier(chaos_lab: Lab) -> Earlier:
+    """chaos_lab after an earlier run committed EARLIER_EVENT."""
+    return commit_earlier(chaos_lab)
 
 
 # -- faults of the analytiks API ------------------------------------------------------
@@ -279,40 +468,51 @@ def _faults(**knobs: Any) -> Callable[[Lab], None]:
     return apply
 
 
-API_FAULTS: list[tuple[str, Callable[[Lab], None], int, str, dict[str, str]]] = [
-    ("429 storm x7, Retry-After: 0 (outlasts one fetch's 5 attempts)",
+API = "fake API, v3 answers"
+TOKEN = "fake API, token endpoint"
+API_FAULTS: list[tuple[str, str, Callable[[Lab], None], int, str, dict[str, str]]] = [
+    ("429 storm x7, Retry-After: 0 (outlasts one fetch's 5 attempts)", API,
      _faults(queue=["429"] * 7, retry_after=0), BIG, "succeeded", {}),
-    ("429 x3 with Retry-After: 1", _faults(queue=["429"] * 3, retry_after=1), BIG, "succeeded", {}),
-    ("500, 502, 503, 500", _faults(queue=["500", "502", "503", "500"]), BIG, "succeeded", {}),
-    ("connection reset on 30% of calls", _faults(rate_reset=0.3), BIG, "succeeded", {}),
-    ("truncated body on 30% of calls", _faults(rate_truncate=0.3), BIG, "succeeded", {}),
-    ("2 responses slower than the 1 s read timeout",
-     _faults(queue=["slow", "slow"], slow_seconds=1.5), BIG, "succeeded", {}),
-    ("token revoked after every 2 pages (401 mid-run)", _faults(revoke_after=2), BIG,
+    ("429 x3 with Retry-After: 1", API, _faults(queue=["429"] * 3, retry_after=1), BIG,
      "succeeded", {}),
-    ("token endpoint: 500, 503, reset, 429, truncate",
+    ("500, 502, 503, 500", API, _faults(queue=["500", "502", "503", "500"]), BIG, "succeeded",
+     {}),
+    ("connection reset on 30% of calls", API, _faults(rate_reset=0.3), BIG, "succeeded", {}),
+    ("truncated body on 30% of calls", API, _faults(rate_truncate=0.3), BIG, "succeeded", {}),
+    ("2 responses slower than the 1 s read timeout", API,
+     _faults(queue=["slow", "slow"], slow_seconds=1.5), BIG, "succeeded", {}),
+    ("token revoked after every 2 pages (401 mid-run)", API, _faults(revoke_after=2), BIG,
+     "succeeded", {}),
+    ("token endpoint: 500, 503, reset, 429, truncate", TOKEN,
      _faults(token_queue=["500", "503", "reset", "429", "truncate"], retry_after=0), BIG,
      "succeeded", {}),
-    ("mixed 10% 429 / 10% 5xx / 5% reset / 5% truncate, one page per invocation",
+    ("mixed 10% 429 / 10% 5xx / 5% reset / 5% truncate, one page per invocation", API,
      _faults(rate_429=0.1, rate_5xx=0.1, rate_reset=0.05, rate_truncate=0.05, retry_after=0),
      HOP, "succeeded", {}),
-    ("token endpoint rejects the credentials (401)", _faults(token_queue=["401"]), BIG,
+    ("token endpoint rejects the credentials (401)", TOKEN, _faults(token_queue=["401"]), BIG,
      "failed", {}),
-    ("API answers 400 (permanent)", _faults(queue=["400"]), BIG, "failed", {}),
-    ("5xx forever (API down), MAX_RECEIVE_COUNT=3", _faults(rate_5xx=1.0), SHORT, "failed",
+    ("API answers 400 (permanent) to the first page", API, _faults(queue=["400"]), BIG,
+     "failed", {}),
+    (f"API answers 400 (permanent) to page {PAGES} of window 0, one page per invocation", API,
+     _faults(queue=["ok"] * (PAGES - 1) + ["400"]), HOP, "failed", {}),
+    ("5xx forever (API down), MAX_RECEIVE_COUNT=3", API, _faults(rate_5xx=1.0), SHORT, "failed",
      {"MAX_RECEIVE_COUNT": "3"}),
     (f"429 forever with Retry-After: 1, {SHORT / 1000:g} s invocations, MAX_RECEIVE_COUNT=3",
-     _faults(rate_429=1.0, retry_after=1), SHORT, "failed", {"MAX_RECEIVE_COUNT": "3"}),
+     API, _faults(rate_429=1.0, retry_after=1), SHORT, "failed", {"MAX_RECEIVE_COUNT": "3"}),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("case", "setup", "budget", "expect", "env"), API_FAULTS, ids=[c[0] for c in API_FAULTS]
+    ("case", "where", "setup", "budget", "expect", "env"),
+    API_FAULTS,
+    ids=[c[0] for c in API_FAULTS],
 )
 def test_api_faults(
     chaos_lab: Lab,
+    earlier: Earlier,
     campaign: Campaign,
     case: str,
+    where: str,
     setup: Callable[[Lab], None],
     budget: int,
     expect: str,
@@ -321,151 +521,341 @@ def test_api_faults(
     lab = chaos_lab
     if env:
         lab.configure(**env)
-    with scenario(campaign, "API faults", case, expect) as row:
-        run = execute(lab, EVENT, budget_ms=budget, arm=lambda: setup(lab))
+    with scenario(campaign, "API faults", case, expect, where) as row:
+        run = execute(lab, EVENT, budget_ms=budget, arm=lambda: setup(lab), earlier=earlier)
         settle(run, row, expect)
         stats = lab.api.stats
-        faults = sum(stats.faults.values()) + sum(stats.token_faults.values())
+        revoked = stats.path_responses[V3, 401] if lab.api.faults.revoke_after else 0
+        faults = sum(stats.faults.values()) + sum(stats.token_faults.values()) + revoked
         row.detail = f"{faults} faults injected, {stats.tokens_issued} tokens; {row.detail}"
+        fired(row, faults, "faults served" if not revoked else "tokens revoked (401)")
+        assert not lab.api.faults.queue and not lab.api.faults.token_queue, "planted, not served"
+        if "to page" in case:  # the refusal came after the first pages were staged
+            assert stats.path_responses[V3, 200] == PAGES - 1
+            staged = lab.list_keys(f"{STATE}runs/{run.run_id}/")
+            assert any(k.endswith(".json.gz") for k in staged), "nothing was staged"
         # Bounded: at most max_attempts requests per page fetch, every invocation in time.
-        assert stats.calls["/wifi/json/v3"] <= FAST_POLICY["max_attempts"] * (
+        assert stats.calls[V3] <= FAST_POLICY["max_attempts"] * (
             run.probe.invocations + stats.pages_served
         )
-        if "revoked" in case:
-            assert stats.tokens_issued > 1
 
 
 # -- faults of AWS ----------------------------------------------------------------------
 
-
-def _random_throttle(rng: random.Random, rate: float) -> Decide:
-    def decide(_calls: int, _args: tuple[Any, ...]) -> BaseException | None:
-        return client_error("SlowDown", "S3") if rng.random() < rate else None
-
-    return decide
+Patch = tuple[type, str, Callable[[], Decide]]
 
 
-_THROTTLE_RNG = random.Random(11)
+def _nth(n: int, exc: Callable[[], BaseException], where: str = "") -> Callable[[], Decide]:
+    return lambda: nth(n, exc, where)
 
 
-AWS_FAULTS: list[tuple[str, list[tuple[type, str, Decide]], int, str]] = [
-    ("S3 PutObject SlowDown on the first 2 staged parts",
-     [(S3Store, "put", nth(1, lambda: client_error("SlowDown", "PutObject"), "/staged/")),
-      (S3Store, "put", nth(2, lambda: client_error("SlowDown", "PutObject"), "/staged/"))],
+AWS_FAULTS: list[tuple[str, str, list[Patch], int, str]] = [
+    ("S3 PutObject SlowDown on the first 2 staged parts", "S3Store.put, /staged/ calls 1 and 2",
+     [(S3Store, "put", _nth(1, lambda: client_error("SlowDown", "PutObject"), "/staged/")),
+      (S3Store, "put", _nth(2, lambda: client_error("SlowDown", "PutObject"), "/staged/"))],
      BIG, "succeeded"),
     ("S3 conditional put InternalError on the first step record",
-     [(S3Store, "put_if_absent", nth(1, lambda: client_error("InternalError", "PutObject", 500),
-                                     "/steps/"))], BIG, "succeeded"),
+     "S3Store.put_if_absent, /steps/ call 1",
+     [(S3Store, "put_if_absent", _nth(1, lambda: client_error("InternalError", "PutObject", 500),
+                                      "/steps/"))], BIG, "succeeded"),
     ("S3 CopyObject InternalError during commit (lease held, then taken over)",
-     [(S3Store, "copy", nth(2, lambda: client_error("InternalError", "CopyObject", 500)))],
+     "S3Store.copy call 2",
+     [(S3Store, "copy", _nth(2, lambda: client_error("InternalError", "CopyObject", 500)))],
      SHORT, "succeeded"),
-    ("S3 GetObject SlowDown reading a step record",
-     [(S3Store, "get", nth(1, lambda: client_error("SlowDown", "GetObject"), "/steps/"))],
+    ("S3 GetObject SlowDown reading a step record", "S3Store.get, /steps/ call 1",
+     [(S3Store, "get", _nth(1, lambda: client_error("SlowDown", "GetObject"), "/steps/"))],
      HOP, "succeeded"),
-    ("SNS Publish fails once", [(SnsPublisher, "publish",
-      nth(1, lambda: client_error("InternalError", "Publish", 500)))], SHORT, "succeeded"),
-    ("SQS SendMessageBatch fails for a follow-up step",
-     [(SqsQueue, "send", nth(2, lambda: client_error("ServiceUnavailable", "SendMessageBatch")))],
+    ("SNS Publish fails once", "SnsPublisher.publish call 1",
+     [(SnsPublisher, "publish", _nth(1, lambda: client_error("InternalError", "Publish", 500)))],
+     SHORT, "succeeded"),
+    ("SQS SendMessageBatch fails for a follow-up step", "SqsQueue.send call 2",
+     [(SqsQueue, "send", _nth(2, lambda: client_error("ServiceUnavailable", "SendMessageBatch")))],
      HOP, "succeeded"),
-    ("10% of all S3 writes and reads throttled (seeded)",
-     [(S3Store, m, _random_throttle(_THROTTLE_RNG, 0.1))
-      for m in ("put", "put_if_absent", "get", "exists", "copy")], SHORT, "either"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("case", "patches", "budget", "expect"), AWS_FAULTS, ids=[c[0] for c in AWS_FAULTS]
+    ("case", "where", "patches", "budget", "expect"), AWS_FAULTS, ids=[c[0] for c in AWS_FAULTS]
 )
 def test_aws_faults(
     chaos_lab: Lab,
+    earlier: Earlier,
     campaign: Campaign,
     monkeypatch: pytest.MonkeyPatch,
     case: str,
-    patches: list[tuple[type, str, Decide]],
+    where: str,
+    patches: list[Patch],
     budget: int,
     expect: str,
 ) -> None:
     states: list[dict[str, int]] = []
 
     def arm() -> None:
-        states.extend(inject(monkeypatch, cls, name, decide) for cls, name, decide in patches)
+        states.extend(inject(monkeypatch, cls, name, make()) for cls, name, make in patches)
 
-    with scenario(campaign, "AWS faults", case, expect) as row:
-        run = execute(chaos_lab, EVENT, budget_ms=budget, arm=arm, redelivery_delay_s=REDELIVERY_S)
+    with scenario(campaign, "AWS faults", case, expect, where) as row:
+        run = execute(
+            chaos_lab,
+            EVENT,
+            budget_ms=budget,
+            arm=arm,
+            earlier=earlier,
+            redelivery_delay_s=REDELIVERY_S,
+        )
         settle(run, row, expect)
         raised = sum(s["raised"] for s in states)
         row.detail = f"{raised} AWS errors injected; {row.detail}"
-        assert raised >= 1
+        fired(row, raised, "AWS errors raised", exactly=len(states))
+        assert all(s["raised"] == 1 for s in states), states  # each planted one fired
+
+
+THROTTLED = ("put", "put_if_absent", "get", "exists", "list_keys")
+
+
+def throttle(
+    monkeypatch: pytest.MonkeyPatch, when: Callable[[str, int], bool]
+) -> list[dict[str, int]]:
+    """S3 SlowDown on the calls of THROTTLED methods for which `when(method, call)`."""
+
+    def for_method(method: str) -> Decide:
+        def decide(calls: int, _args: tuple[Any, ...]) -> BaseException | None:
+            return client_error("SlowDown", method) if when(method, calls) else None
+
+        return decide
+
+    return [inject(monkeypatch, S3Store, m, for_method(m)) for m in THROTTLED]
+
+
+def test_s3_throttled_on_one_message_until_its_last_delivery(
+    chaos_lab: Lab, earlier: Earlier, campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every S3 call of the deliveries 1 to 4 of one step message fails (SlowDown, as if
+    botocore's own retries ran out): SQS redelivers it, the 5th delivery
+    (MAX_RECEIVE_COUNT=5) gets through, and the run succeeds."""
+    states: list[dict[str, int]] = []
+
+    def starved(_method: str, _call: int) -> bool:
+        delivery = PROCESS.delivery
+        return delivery is not None and delivery[:2] == (0, 1) and delivery[2] < 5
+
+    case = "every S3 call of window 0, step 1 throttled on its deliveries 1-4"
+    where = "S3Store " + ", ".join(THROTTLED) + " (SlowDown)"
+    with scenario(campaign, "AWS faults", case, "succeeded", where) as row:
+        run = execute(
+            chaos_lab,
+            EVENT,
+            budget_ms=HOP,
+            arm=lambda: states.extend(throttle(monkeypatch, starved)),
+            earlier=earlier,
+            redelivery_delay_s=0.1,
+        )
+        settle(run, row, "succeeded")
+        raised = sum(s["raised"] for s in states)
+        row.detail = f"{raised} AWS errors injected; {row.detail}"
+        fired(row, run.report.failed_records, "deliveries throttled", exactly=4)
+
+
+def test_s3_throttled_at_random_before_the_last_delivery(
+    chaos_lab: Lab, earlier: Earlier, campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """5% of the S3 calls fail (SlowDown), drawn per (method, call number) from this
+    scenario's own seed, on every delivery but a message's last (the 5th,
+    MAX_RECEIVE_COUNT=5) and not once the notification is out: transient trouble costs
+    redeliveries, never the run. The run succeeds, every row once and of this run.
+
+    (On the last delivery a transient error fails the run by design, covered by the API
+    faults; after the publish it repeats the notification, the xfail scenario below.)"""
+    states: list[dict[str, int]] = []
+    published = {"yes": False}
+
+    def drawn(method: str, call: int) -> bool:
+        delivery = PROCESS.delivery
+        if delivery is None or delivery[2] >= 5 or published["yes"]:
+            return False
+        return random.Random(f"s3-throttle/{method}/{call}").random() < 0.05
+
+    def arm() -> None:
+        states.extend(throttle(monkeypatch, drawn))
+
+        def publishing(_calls: int, _args: tuple[Any, ...]) -> None:
+            published["yes"] = True
+
+        inject(monkeypatch, SnsPublisher, "publish", publishing)
+
+    case = "5% of S3 calls throttled (seeded per call), not on a message's last delivery"
+    where = "S3Store " + ", ".join(THROTTLED) + " (SlowDown), until the publish"
+    with scenario(campaign, "AWS faults", case, "succeeded", where) as row:
+        run = execute(
+            chaos_lab,
+            EVENT,
+            budget_ms=HOP,
+            arm=arm,
+            earlier=earlier,
+            redelivery_delay_s=REDELIVERY_S,
+        )
+        settle(run, row, "succeeded")
+        raised = sum(s["raised"] for s in states)
+        row.detail = f"{raised} AWS errors injected; {row.detail}"
+        fired(row, raised, "AWS errors raised")
+        assert run.report.failed_records >= 1
+
+
+class RepeatedNotification(AssertionError):
+    """A run notified more than once (outside the documented kill in the instant between
+    publish and the 'notified' marker)."""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=RepeatedNotification,
+    reason="found by the campaign: the status write between the publish and the 'notified' "
+    "marker can fail transiently, and the redelivered finish publishes again",
+)
+def test_status_write_fails_after_the_notification(
+    chaos_lab: Lab, earlier: Earlier, campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transient S3 error right after the success notification went out (writing the
+    run's status) must not make the run notify twice."""
+    published = {"yes": False}
+    states: list[dict[str, int]] = []
+
+    def after_publish(_calls: int, args: tuple[Any, ...]) -> BaseException | None:
+        hit = published["yes"] and "status.json" in str(args[0]) and not states[0]["raised"]
+        return client_error("SlowDown", "PutObject") if hit else None
+
+    def arm() -> None:
+        def publishing(_calls: int, _args: tuple[Any, ...]) -> None:
+            published["yes"] = True
+
+        inject(monkeypatch, SnsPublisher, "publish", publishing)
+        states.append(inject(monkeypatch, S3Store, "put", after_publish))
+
+    case = "S3 put of the run status fails once, after the success notification"
+    where = "S3Store.put on status.json, first call after SnsPublisher.publish"
+    with scenario(campaign, "AWS faults", case, "succeeded", where) as row:
+        run = execute(
+            chaos_lab,
+            EVENT,
+            budget_ms=HOP,
+            arm=arm,
+            earlier=earlier,
+            redelivery_delay_s=REDELIVERY_S,
+        )
+        fired(row, states[0]["raised"], "AWS error raised", exactly=1)
+        notes = chaos_lab.notifications()[run.notes_before :]
+        if len(notes) > 1:
+            row.outcome = "+".join(n["body"]["status"] for n in notes)
+            row.notifications, row.invocations = len(notes), run.probe.invocations
+            raise RepeatedNotification(f"{len(notes)} notifications: the run notified twice")
+        settle(run, row, "succeeded")
 
 
 def test_sqs_send_fails_while_fanning_out(
-    chaos_lab: Lab, campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+    chaos_lab: Lab, earlier: Earlier, campaign: Campaign, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The direct caller is told; nothing is written under the data prefix."""
     lab = chaos_lab
     expect = "failed + error to the caller"
     with scenario(campaign, "AWS faults", "SQS send fails while an on-demand run fans out",
-                  expect) as row:  # fmt: skip
-        inject(
+                  expect, "SqsQueue.send call 1 (the fan-out)") as row:  # fmt: skip
+        state = inject(
             monkeypatch, SqsQueue, "send", lambda n, a: client_error("ServiceUnavailable", "Send")
         )
         with pytest.raises(ClientError):
             Probe().handler()(EVENT, FakeContext(BIG))
+        fired(row, state["raised"], "sends refused")
         monkeypatch.undo()
         row.outcome = "failed + error to the caller"
         row.detail = "invoke raised ClientError; the run was failed with one notification"
-        assert lab.list_keys(DATA) == []
-        notes = lab.notifications()
+        assert fingerprint(lab) == earlier.table
+        notes = lab.notifications()[1:]
         assert [n["body"]["status"] for n in notes] == ["failed"]
         assert "enqueue" in notes[0]["body"]["error"]
         assert queue_depth(lab, lab.queue_url) == 0
-        row.invocations = 1
+        row.invocations, row.notifications = 1, 1
+        row.checked = f"table byte-identical ({len(earlier.table)} objects); 1 notification"
 
 
 # -- invocations killed -------------------------------------------------------------------
 
-KILLS: list[Any] = [
-    ("between pages (fetching page 2)", AnalytiksClient, "fetch_v3", 2, "", False, BIG),
-    ("after flushing the first staged part", S3Store, "put", 1, "/staged/", True, BIG),
-    ("after the step record, before the follow-up", S3Store, "put_if_absent", 1, "/steps/", True,
-     HOP),
-    ("between SQS send and its 'enqueued' marker", SqsQueue, "send", 1, "", True, HOP),
-    ("during commit (3rd partition copy)", S3Store, "copy", 3, "", False, SHORT),
-    ("during commit (replacing older objects)", S3Store, "put", 1, "manifest.json", False, SHORT),
-    ("after commit, before the notification", SnsPublisher, "publish", 1, "", False, SHORT),
+
+@dataclass(frozen=True)
+class Kill:
+    """Kill the invocation at call `n` of `cls.name` (counting calls whose first argument
+    contains `where`), before the call or right after it returned."""
+
+    case: str
+    cls: type
+    name: str
+    n: int
+    where: str = ""
+    after: bool = False
+    budget: int = HOP
+
+    @property
+    def point(self) -> str:
+        on = f" on {self.where}" if self.where else ""
+        when = "after" if self.after else "before"
+        return f"{self.cls.__name__}.{self.name} call {self.n}{on}, {when} it"
+
+
+HALF_COPIES = COPIES // 2 + 1
+HALF_DAYS = DAYS // 2 + 1
+KILLS: list[Kill] = [
+    Kill("walk: between pages (fetching page 2)", AnalytiksClient, "fetch_v3", 2, budget=BIG),
+    Kill("stage: after flushing the first staged part", S3Store, "put", 1, "/staged/",
+         after=True, budget=BIG),
+    Kill("record: after the step record, before the follow-up", S3Store, "put_if_absent", 1,
+         "/steps/", after=True),
+    Kill("hand-over: between SQS send and its 'enqueued' marker", SqsQueue, "send", 1,
+         after=True),
+    Kill("commit: at the first copy into a partition", S3Store, "copy", 1),
+    Kill(f"commit: half the copies done ({HALF_COPIES - 1} of {COPIES})", S3Store, "copy",
+         HALF_COPIES),
+    Kill("commit: after deleting the older objects of the first day", S3Store, "delete", 1,
+         DATA, after=True),
+    Kill(f"commit: older objects deleted on {HALF_DAYS - 1} of {DAYS} days", S3Store, "delete",
+         HALF_DAYS, DATA),
+    Kill("commit: at the manifest put", S3Store, "put", 1, "manifest.json"),
+    Kill("commit: after the manifest, before the 'committed' marker", S3Store, "put_if_absent",
+         1, "committed.json"),
+    Kill("notify: at the publish, after the commit", SnsPublisher, "publish", 1),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("case", "cls", "name", "n", "where", "after", "budget"),
-    KILLS,
-    ids=[(k.values if hasattr(k, "values") else k)[0] for k in KILLS],
-)
+@pytest.mark.parametrize("kill", KILLS, ids=[k.case for k in KILLS])
 def test_killed(
     chaos_lab: Lab,
+    earlier: Earlier,
     campaign: Campaign,
     monkeypatch: pytest.MonkeyPatch,
-    case: str,
-    cls: type,
-    name: str,
-    n: int,
-    where: str,
-    after: bool,
-    budget: int,
+    kill: Kill,
 ) -> None:
+    """Killed once, over partitions an earlier run committed; the redelivered work
+    finishes the run: exactly the expected rows, all of the new run, one notification."""
     states: list[dict[str, int]] = []
 
     def arm() -> None:
-        states.append(inject(monkeypatch, cls, name, nth(n, Killed, where), after=after))
+        decide = nth(kill.n, Killed, kill.where)
+        states.append(inject(monkeypatch, kill.cls, kill.name, decide, after=kill.after))
 
-    with scenario(campaign, "Killed", case, "succeeded") as row:
-        run = execute(chaos_lab, EVENT, budget_ms=budget, arm=arm, redelivery_delay_s=REDELIVERY_S)
-        settle(run, row, "succeeded")
-        assert states[0]["raised"] == 1 and run.report.crashed_invocations == 1
+    with scenario(campaign, "Killed", kill.case, "succeeded", kill.point) as row:
+        run = execute(
+            chaos_lab,
+            EVENT,
+            budget_ms=kill.budget,
+            arm=arm,
+            earlier=earlier,
+            redelivery_delay_s=REDELIVERY_S,
+        )
+        fired(row, states[0]["raised"], "kill", exactly=1)
+        note = settle(run, row, "succeeded", kills=1)
+        if kill.case.startswith("commit") and kill.budget == HOP:
+            assert note["body"]["totals"]["objects"] == COPIES  # what the kill points assume
 
 
 def test_killed_between_publish_and_marker_repeats_the_same_notification(
-    chaos_lab: Lab, campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+    chaos_lab: Lab, earlier: Earlier, campaign: Campaign, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The one documented exception to "one notification": SNS standard topics have
     no idempotent publish, so a kill in the instant between publishing and writing the
@@ -477,56 +867,90 @@ def test_killed_between_publish_and_marker_repeats_the_same_notification(
             inject(monkeypatch, S3Store, "put_if_absent", nth(1, Killed, "notified.json"))
         )
 
-    case = "after the notification, before the 'notified' marker"
-    with scenario(campaign, "Killed", case, "succeeded, notification repeated") as row:
-        run = execute(chaos_lab, EVENT, budget_ms=SHORT, arm=arm, redelivery_delay_s=REDELIVERY_S)
+    case = "notify: after the notification, before the 'notified' marker"
+    where = "S3Store.put_if_absent call 1 on notified.json, before it"
+    with scenario(campaign, "Killed", case, "succeeded, notification repeated", where) as row:
+        run = execute(
+            chaos_lab,
+            EVENT,
+            budget_ms=HOP,
+            arm=arm,
+            earlier=earlier,
+            redelivery_delay_s=REDELIVERY_S,
+        )
         notes = chaos_lab.notifications()[run.notes_before :]
         row.notifications = len(notes)
         row.invocations = run.probe.invocations
         row.outcome = "+".join(n["body"]["status"] for n in notes)
         row.detail = "same runId twice: subscribers dedupe on runId"
-        assert states[0]["raised"] == 1
+        fired(row, states[0]["raised"], "kill", exactly=1)
+        assert run.report.crashed_invocations == 1
         assert [n["body"]["status"] for n in notes] == ["succeeded", "succeeded"]
-        assert notes[0]["body"]["runId"] == notes[1]["body"]["runId"]
+        assert notes[0]["body"]["runId"] == notes[1]["body"]["runId"] == run.run_id
         assert notes[0]["body"]["totals"] == notes[1]["body"]["totals"]
-        assert_table_matches(chaos_lab, BRAND, FIRST, LAST, "utc")
+        rows = assert_table_matches(
+            chaos_lab, BRAND, FIRST, LAST, "utc", run_id=run.run_id, other_days=True
+        )
+        kept = assert_neighbours_untouched(chaos_lab, earlier, FIRST, LAST)
+        row.checked = (
+            f"{len(rows)} rows each once, all of this run; {kept} neighbour-day objects "
+            "intact; 2 identical notifications"
+        )
 
 
-KILL_TARGETS: list[tuple[type, str]] = [
-    (S3Store, "put"),
-    (S3Store, "put_if_absent"),
-    (S3Store, "get"),
-    (S3Store, "exists"),
-    (S3Store, "list_keys"),
-    (S3Store, "copy"),
-    (SqsQueue, "send"),
-    (SnsPublisher, "publish"),
-    (AnalytiksClient, "fetch_v3"),
+# (method, calls in a clean run of EVENT after the fan-out): a random kill picks its call
+# among those, so every seed's kill really happens (and the scenario asserts it did).
+# Copies, deletes, page fetches and follow-up sends follow from the run's shape; the
+# bookkeeping counts were measured (then rounded down, leaving room for refactors).
+WINDOWS = -(-DAYS // 5)
+KILL_TARGETS: list[tuple[type, str, int]] = [
+    (S3Store, "put", 90 if FULL else 24),
+    (S3Store, "put_if_absent", 33 if FULL else 12),
+    (S3Store, "get", 45 if FULL else 15),
+    (S3Store, "exists", 32 if FULL else 12),
+    (S3Store, "list_keys", 31 if FULL else 14),
+    (S3Store, "copy", COPIES),
+    (S3Store, "delete", DAYS),  # one per day: each held an earlier run's objects
+    (SqsQueue, "send", WINDOWS * (PAGES - 1)),
+    (SnsPublisher, "publish", 1),  # before it only: after it is the documented exception
+    (AnalytiksClient, "fetch_v3", WINDOWS * PAGES),
 ]
 SEEDS = list(range(24)) if FULL else [1, 2, 3]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_killed_at_random(
-    chaos_lab: Lab, campaign: Campaign, monkeypatch: pytest.MonkeyPatch, seed: int
+    chaos_lab: Lab,
+    earlier: Earlier,
+    campaign: Campaign,
+    monkeypatch: pytest.MonkeyPatch,
+    seed: int,
 ) -> None:
     rng = random.Random(seed)
-    cls, name = rng.choice(KILL_TARGETS)
-    n, after = rng.randint(1, 12), rng.random() < 0.5
     budget = rng.choice([HOP, SHORT])
+    cls, name, calls = rng.choice(KILL_TARGETS)
+    n, after = rng.randint(1, calls), rng.random() < 0.5
+    # A kill right after the publish repeats the notification: the documented exception,
+    # with a scenario of its own; a random kill there would expect one notification.
+    after = after and name != "publish"
     states: list[dict[str, int]] = []
 
     def arm() -> None:
         states.append(inject(monkeypatch, cls, name, nth(n, Killed), after=after))
 
-    case = (
-        f"seed {seed}: {cls.__name__}.{name} call {n} ({'after' if after else 'before'}), "
-        f"{budget} ms invocations"
-    )
-    with scenario(campaign, "Killed (random)", case, "succeeded") as row:
-        run = execute(chaos_lab, EVENT, budget_ms=budget, arm=arm, redelivery_delay_s=REDELIVERY_S)
-        settle(run, row, "succeeded")
-        row.detail = f"{'killed' if states[0]['raised'] else 'never reached'}; {row.detail}"
+    case = f"seed {seed}, {budget} ms invocations"
+    point = f"{cls.__name__}.{name} call {n}, {'after' if after else 'before'} it"
+    with scenario(campaign, "Killed (random)", case, "succeeded", point) as row:
+        run = execute(
+            chaos_lab,
+            EVENT,
+            budget_ms=budget,
+            arm=arm,
+            earlier=earlier,
+            redelivery_delay_s=REDELIVERY_S,
+        )
+        fired(row, states[0]["raised"], "kill", exactly=1)
+        settle(run, row, "succeeded", kills=1)
 
 
 # -- SQS delivery ---------------------------------------------------------------------------
@@ -540,11 +964,20 @@ DELIVERY: list[tuple[str, dict[str, Any]]] = [
 
 
 @pytest.mark.parametrize(("case", "kwargs"), DELIVERY, ids=[d[0] for d in DELIVERY])
-def test_delivery(chaos_lab: Lab, campaign: Campaign, case: str, kwargs: dict[str, Any]) -> None:
-    with scenario(campaign, "SQS delivery", case, "succeeded") as row:
-        run = execute(chaos_lab, EVENT, budget_ms=HOP, **kwargs)
-        settle(run, row, "succeeded")
-        row.redeliveries += run.report.duplicates_delivered
+def test_delivery(
+    chaos_lab: Lab, earlier: Earlier, campaign: Campaign, case: str, kwargs: dict[str, Any]
+) -> None:
+    with scenario(campaign, "SQS delivery", case, "succeeded", "the harness's SQS") as row:
+        run = execute(chaos_lab, EVENT, budget_ms=HOP, earlier=earlier, **kwargs)
+        report = run.report
+        if "crash" in kwargs:
+            settle(run, row, "succeeded", kills=None)
+            assert report.crashed_invocations == report.invocations // 3
+            fired(row, report.crashed_invocations, "invocations killed before they started")
+        else:
+            settle(run, row, "succeeded")
+            fired(row, report.duplicates_delivered, "duplicate deliveries")
+        row.redeliveries += report.duplicates_delivered
 
 
 # -- bad input: events and checkpoint messages ---------------------------------------------
@@ -580,10 +1013,14 @@ def test_bad_events(chaos_lab: Lab, campaign: Campaign) -> None:
     violations: list[str] = []
     for event, named in [*BAD_EVENT_CASES, *EXTRA_BAD_EVENTS]:
         case = json.dumps(event, ensure_ascii=False)
-        with scenario(campaign, "Bad events", case, f"rejected, names {named}") as row:
+        with scenario(
+            campaign, "Bad events", case, f"rejected, names {named}", "the handler's event"
+        ) as row:
             probe = Probe()
             response = probe.handler()(event, FakeContext(BIG))  # type: ignore[arg-type]
             row.invocations = probe.invocations
+            fired(row, probe.invocations, "invocation with it")
+            row.checked = "error names the field; no S3 object, message or notification"
             message = str(response.get("message", "")) if isinstance(response, dict) else ""
             row.detail = message
             row.outcome = "rejected" if response.get("error") == "InvalidEvent" else "ACCEPTED"
@@ -634,6 +1071,7 @@ def test_bad_checkpoint_messages(chaos_lab: Lab, campaign: Campaign) -> None:
     run = execute(lab, EVENT, budget_ms=BIG)
     real = run.response["runs"][0]["runId"]
     settle(run, CampaignRow("", "", ""), "succeeded")
+    table = fingerprint(lab)
     messages = [
         *BAD_MESSAGES,
         ("real run, another brand", json.dumps({"v": 1, "runId": real, "brandId": 777,
@@ -643,18 +1081,25 @@ def test_bad_checkpoint_messages(chaos_lab: Lab, campaign: Campaign) -> None:
     ]  # fmt: skip
     violations: list[str] = []
     for case, body in messages:
-        with scenario(campaign, "Bad checkpoints", case, "rejected once, nothing written") as row:
-            before_keys, before_data = set(lab.list_keys()), data_etags(lab)
+        with scenario(campaign, "Bad checkpoints", case, "rejected once, nothing written",
+                      "an SQS message body") as row:  # fmt: skip
+            before_keys = set(lab.list_keys())
             lab.sqs.send_message(QueueUrl=lab.queue_url, MessageBody=body)
-            report = drain(Probe().handler(), lab.sqs, lab.queue_url, budget_ms=BIG)
+            probe = Probe()
+            report = drain(probe.handler(), lab.sqs, lab.queue_url, budget_ms=BIG)
             row.invocations, row.redeliveries = report.invocations, report.failed_records
+            delivered = sum(r["body"] == body for e in probe.events for r in e.get("Records", []))
+            row.fired = f"yes: {delivered} delivery" if delivered else "NO: never delivered"
+            row.checked = "1 delivery, not retried; no new key; table byte-identical; no notice"
             new_keys = sorted(set(lab.list_keys()) - before_keys)
             row.notifications = len(lab.notifications()) - 1
             ok = (
-                report.invocations == 1
+                delivered == 1
+                and report.invocations == 1
                 and report.failed_records == 0
+                and report.crashed_invocations == 0
                 and not new_keys
-                and data_etags(lab) == before_data
+                and fingerprint(lab) == table
                 and row.notifications == 0
             )
             row.outcome = "rejected" if ok else "VIOLATION"
@@ -697,8 +1142,9 @@ BROKEN: list[tuple[str, dict[str | None, Any], str]] = [
     ("metric series is a list", {None: _page({"locationId": 1, "visits": [1, 2]})}, "not a map"),
     ("unparseable timestamp", {None: _page({"locationId": 1, "visits": {"yesterday 5pm": 1}})},
      "ISO 8601"),
-    ("timestamp with +02:00 in a UTC request",
-     {None: _page({"locationId": 1, "visits": {f"{DAY}T10:00:00+02:00": 1}})}, "not UTC"),
+    # (+02:00 in a UTC request is exported as a local row since issue 13: contracts.md)
+    ("timestamp with an offset beyond +14:00",
+     {None: _page({"locationId": 1, "visits": {f"{DAY}T10:00:00+15:00": 1}})}, "UTC offset"),
     ("impossible time 25:00", {None: _page({"locationId": 1, "visits": {f"{DAY}T25:00:00Z": 1}})},
      "valid time"),
     ("cursor repeats itself", {None: _page(GOOD, cursor="A"), "A": _page(GOOD, cursor="A")},
@@ -713,16 +1159,18 @@ def _scripted(lab: Lab, api: ScriptedApi) -> None:
     lab.configure(API_URL=api.url, TOKEN_URL=api.token_url)
 
 
-def test_broken_api_responses(chaos_lab: Lab, campaign: Campaign) -> None:
+def test_broken_api_responses(chaos_lab: Lab, earlier: Earlier, campaign: Campaign) -> None:
     lab = chaos_lab
     violations: list[str] = []
     for case, script, mention in BROKEN:
         with ScriptedApi(pages(script)) as api:
             _scripted(lab, api)
             try:
-                with scenario(campaign, "Broken API responses", case, "failed") as row:
-                    run = execute(lab, ONE_DAY, budget_ms=BIG)
-                    settle(run, row, "failed", api_calls=api.calls["/wifi/json/v3"])
+                with scenario(campaign, "Broken API responses", case, "failed",
+                              "scripted v3 answer") as row:  # fmt: skip
+                    run = execute(lab, ONE_DAY, budget_ms=BIG, earlier=earlier)
+                    settle(run, row, "failed", api_calls=api.calls[V3])
+                    fired(row, api.calls[V3], "v3 answers served")
                     assert mention in row.detail, f"error does not mention {mention!r}"
                     assert run.report.failed_records == 0, "a permanent error was redelivered"
             except AssertionError as exc:
@@ -742,20 +1190,23 @@ TOKEN_BROKEN: list[tuple[str, Reply, str]] = [
     ("case", "reply", "mention"), TOKEN_BROKEN, ids=[t[0] for t in TOKEN_BROKEN]
 )
 def test_broken_token_endpoint(
-    chaos_lab: Lab, campaign: Campaign, case: str, reply: Reply, mention: str
+    chaos_lab: Lab, earlier: Earlier, campaign: Campaign, case: str, reply: Reply, mention: str
 ) -> None:
     with (
         ScriptedApi(pages({None: _page(GOOD)}), token=lambda _r: reply) as api,
-        scenario(campaign, "Broken API responses", case, "failed") as row,
+        scenario(campaign, "Broken API responses", case, "failed", "scripted token answer") as row,
     ):
         _scripted(chaos_lab, api)
-        run = execute(chaos_lab, ONE_DAY, budget_ms=BIG)
+        run = execute(chaos_lab, ONE_DAY, budget_ms=BIG, earlier=earlier)
         settle(run, row, "failed", api_calls=api.calls["/oauth/token"])
+        fired(row, api.calls["/oauth/token"], "token answers served")
         assert mention in row.detail
 
 
 @pytest.mark.parametrize("kind", ["cycle A→B→A", "endless fresh cursors"])
-def test_looping_cursor_across_invocations(chaos_lab: Lab, campaign: Campaign, kind: str) -> None:
+def test_looping_cursor_across_invocations(
+    chaos_lab: Lab, earlier: Earlier, campaign: Campaign, kind: str
+) -> None:
     """One page per invocation. A cycle spanning checkpoints returns locations again and is
     stopped there; endless fresh cursors with fresh locations are stopped by MAX_HOPS."""
     lab = chaos_lab
@@ -771,11 +1222,14 @@ def test_looping_cursor_across_invocations(chaos_lab: Lab, campaign: Campaign, k
     with (
         ScriptedApi(script if cycle else endless) as api,
         scenario(campaign, "Broken API responses", f"{kind}, one page per invocation, MAX_HOPS=6",
-                 "failed") as row,
+                 "failed", "scripted v3 cursors") as row,
     ):  # fmt: skip
         _scripted(lab, api)
-        run = execute(lab, ONE_DAY, budget_ms=HOP)
-        settle(run, row, "failed", api_calls=api.calls["/wifi/json/v3"])
+        run = execute(lab, ONE_DAY, budget_ms=HOP, earlier=earlier)
+        settle(run, row, "failed", api_calls=api.calls[V3])
+        # The loop closed (cursor A served again, with its location) / the chain outran
+        # MAX_HOPS (one page per invocation, MAX_HOPS + 1 invocations).
+        fired(row, api.calls[V3], "v3 pages served", exactly=4 if cycle else 7)
         assert ("twice in one window" if cycle else "MAX_HOPS") in row.detail
 
 
@@ -800,11 +1254,13 @@ def test_hostile_strings_cannot_steer_keys(chaos_lab: Lab, campaign: Campaign) -
     with (
         ScriptedApi(script) as api,
         scenario(campaign, "Key confinement", "'../' and '/' in referenceNumber, zoneId, "
-                 "metric name and cursor", "succeeded") as row,
+                 "metric name and cursor", "succeeded", "scripted v3 answers") as row,
     ):  # fmt: skip
         _scripted(lab, api)
         run = execute(lab, ONE_DAY, budget_ms=HOP)
-        settle(run, row, "succeeded", api_calls=api.calls["/wifi/json/v3"], check_rows=False)
+        settle(run, row, "succeeded", api_calls=api.calls[V3], check_rows=False)
+        fired(row, api.calls[V3], "hostile pages served", exactly=3)
+        row.checked = "48 rows, strings kept as data; every key under its prefix; 1 notification"
         rows = lab.rows(BRAND)
         assert len(rows) == 48
         assert {r["reference_number"] for r in rows.values()} == {evil, "/etc/passwd"}
@@ -848,7 +1304,8 @@ def test_no_secret_or_token_leaks(
     lab.api.faults.queue.extend(["429", "500", "reset"])
     lab.api.faults.retry_after = 0
     with scenario(campaign, "Security", "secrets and tokens in logs (DEBUG), errors, "
-                  "notifications, S3, SQS", "no leak") as row:  # fmt: skip
+                  "notifications, S3, SQS", "no leak",
+                  "fake API: token revoked after each page, 429, 500, reset") as row:  # fmt: skip
         try:
             run = execute(lab, {"brandIds": [BRAND, 999], "startDate": DAY, "endDate": DAY},
                           budget_ms=HOP)  # fmt: skip
@@ -866,7 +1323,10 @@ def test_no_secret_or_token_leaks(
         row.api_calls = lab.api.stats.calls["/wifi/json/v3"]
         leaks = find_secrets(blobs, [CLIENT_SECRET, *tokens])
         row.detail = f"{len(tokens)} tokens + the secret searched in {len(blobs)} blobs"
+        row.checked = "no secret or token in any blob; one notification per run"
+        fired(row, len(tokens), "tokens issued (revoked ones included)")
         assert len(tokens) >= 3
+        assert not lab.api.faults.queue, "planted faults not served"
         assert statuses == ["failed", "succeeded"]
         assert not leaks, leaks
         row.outcome += ", no leak"
@@ -887,25 +1347,30 @@ def test_plain_http_refused_for_remote_hosts(
     chaos_lab: Lab, campaign: Campaign, variable: str, url: str
 ) -> None:
     with scenario(
-        campaign, "Security", f"{variable}={url}", f"config error naming {variable}"
+        campaign, "Security", f"{variable}={url}", f"config error naming {variable}", "cold start"
     ) as row:
         chaos_lab.configure(**{variable: url})
         with pytest.raises(ConfigError) as error:
             chaos_lab.invoke(EVENT)
         row.outcome, row.detail, row.invocations = "config error", str(error.value), 1
+        row.fired = "yes: the invocation started"
+        row.checked = "error names the variable; no S3 object; no API call"
         assert variable in str(error.value)
         assert chaos_lab.list_keys() == [] and chaos_lab.api.stats.data_calls == 0
 
 
-def test_tls_certificates_are_verified(chaos_lab: Lab, campaign: Campaign) -> None:
+def test_tls_certificates_are_verified(
+    chaos_lab: Lab, earlier: Earlier, campaign: Campaign
+) -> None:
     with (
         TlsServer() as server,
         scenario(campaign, "Security", "HTTPS API with a self-signed certificate on 127.0.0.1",
-                 "failed, no request sent") as row,
+                 "failed, no request sent", "TLS handshake with the token endpoint") as row,
     ):  # fmt: skip
         chaos_lab.configure(API_URL=server.url, TOKEN_URL=server.url + "/oauth/token")
-        run = execute(chaos_lab, ONE_DAY, budget_ms=BIG)
+        run = execute(chaos_lab, ONE_DAY, budget_ms=BIG, earlier=earlier)
         settle(run, row, "failed", api_calls=server.requests)
+        fired(row, int("TLS verification" in row.detail), "handshake refused by the exporter")
         assert "TLS" in row.detail
         assert server.requests == 0
 
@@ -926,7 +1391,7 @@ def test_forged_checkpoint_for_a_running_run(
     lab = chaos_lab
     with scenario(campaign, "Bad checkpoint messages",
                   f"forged checkpoint {{step: {step}, cursor: null}} for a running run",
-                  expected) as row:  # fmt: skip
+                  expected, "an SQS message next to the run's own") as row:  # fmt: skip
         probe = Probe()
         response = probe.handler()(ONE_DAY, FakeContext(HOP))
         run_id = response["runs"][0]["runId"]
@@ -936,36 +1401,53 @@ def test_forged_checkpoint_for_a_running_run(
         report = drain(probe.handler(), lab.sqs, lab.queue_url, budget_ms=HOP)
         run = Run(lab, response, report, probe, {}, 0)
         settle(run, row, "succeeded", first=date(2023, 6, 1), last=date(2023, 6, 1))
+        delivered = sum(
+            r["body"] == json.dumps(forged) for e in probe.events for r in e.get("Records", [])
+        )
+        fired(row, delivered, "forged message delivered", exactly=1)
 
 
-def test_same_location_on_two_pages(chaos_lab: Lab, campaign: Campaign) -> None:
+def test_same_location_on_two_pages(chaos_lab: Lab, earlier: Earlier, campaign: Campaign) -> None:
+    """Two pages of one window carry the same location: exporting both would count its
+    rows twice, and which copy is right is unknowable. The run fails (malformed data)."""
     lab = chaos_lab
     script = pages({None: _page(GOOD, cursor="p2"), "p2": _page(GOOD)})
     with (
         ScriptedApi(script) as api,
         scenario(campaign, "Broken API responses", "API returns the same location on two pages",
-                 "failed (or each row once)") as row,
+                 "failed", "scripted v3 answers") as row,
     ):  # fmt: skip
         _scripted(lab, api)
-        run = execute(lab, ONE_DAY, budget_ms=BIG)
-        note = settle(run, row, "either", api_calls=api.calls["/wifi/json/v3"], check_rows=False)
-        if note["body"]["status"] == "succeeded":
-            lab.rows(BRAND)  # fails on a duplicate (location, ts)
+        run = execute(lab, ONE_DAY, budget_ms=BIG, earlier=earlier)
+        settle(run, row, "failed", api_calls=api.calls[V3])
+        fired(row, api.calls[V3], "pages served (the second repeats the location)", exactly=2)
+        assert "twice in one window" in row.detail
 
 
 def test_retried_on_demand_invocation_reuses_its_run(chaos_lab: Lab, campaign: Campaign) -> None:
     with scenario(campaign, "SQS delivery", "on-demand invocation retried by Lambda (same request "
-                  "id)", "same run id, one run") as row:  # fmt: skip
+                  "id)", "same run id, one run", "the handler, invoked twice") as row:  # fmt: skip
         import app  # noqa: PLC0415
 
+        lab = chaos_lab
         context = FakeContext(BIG)
         first = app.handler(ONE_DAY, context)
         time.sleep(0.01)
         second = app.handler(ONE_DAY, context)
+        row.fired = "yes: 2 invocations, one request id"
         ids = [r["runs"][0]["runId"] for r in (first, second)]
         row.outcome = "same run" if ids[0] == ids[1] else "two runs"
         row.detail = " vs ".join(ids)
         assert ids[0] == ids[1], row.detail
+        # ... and one run to the end: its windows were queued once, one notification.
+        report = lab.drain(BIG)
+        row.invocations = 2 + report.invocations
+        assert report.invocations == 1  # ONE_DAY is one window
+        notes = lab.notifications()
+        row.notifications = len(notes)
+        assert [(n["body"]["status"], n["body"]["runId"]) for n in notes] == [("succeeded", ids[0])]
+        rows = assert_table_matches(lab, BRAND, FIRST, FIRST, "utc", run_id=ids[0])
+        row.checked = f"one run id; {len(rows)} rows each once; 1 notification"
 
 
 Script = Callable[[ScriptedApi], Responder | None]
@@ -983,6 +1465,7 @@ ECHOES: list[tuple[str, Script, Script]] = [
 @pytest.mark.parametrize(("case", "v3", "token"), ECHOES, ids=[e[0] for e in ECHOES])
 def test_echoed_credentials_are_redacted(
     chaos_lab: Lab,
+    earlier: Earlier,
     campaign: Campaign,
     capfd: pytest.CaptureFixture[str],
     case: str,
@@ -991,10 +1474,11 @@ def test_echoed_credentials_are_redacted(
 ) -> None:
     api = ScriptedApi(lambda r: Reply())
     api.v3, api.token = v3(api), token(api)
-    with api, scenario(campaign, "Security", case, "failed, no leak") as row:
+    with api, scenario(campaign, "Security", case, "failed, no leak", "scripted 400 answer") as row:
         _scripted(chaos_lab, api)
-        run = execute(chaos_lab, ONE_DAY, budget_ms=BIG)
+        run = execute(chaos_lab, ONE_DAY, budget_ms=BIG, earlier=earlier)
         settle(run, row, "failed", api_calls=sum(api.calls.values()))
+        fired(row, int("(400)" in row.detail), "echoing 400 answer reached the exporter")
         out, _err = capfd.readouterr()
         blobs = [*_everything(chaos_lab, run.probe.events), ("stdout", out.encode())]
         leaks = find_secrets(blobs, [CLIENT_SECRET, *api.tokens])

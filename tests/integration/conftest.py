@@ -46,23 +46,54 @@ class Lab:
             self.monkeypatch.setenv(name, value)
         self.env = env
         wiring.settings.cache_clear()
-        wiring.service.cache_clear()
+        wiring.context.cache_clear()
+
+    def cold_start(self) -> None:
+        """Forget what a warm container keeps (settings, service, token, secret)."""
+        from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
+
+        from exporter.api_client import forget_tokens  # noqa: PLC0415
+        from exporter.aws import forget_credentials  # noqa: PLC0415
+
+        parameters.clear_caches()
+        forget_tokens()
+        forget_credentials()
+        self.configure()
 
     def invoke(self, event: dict[str, Any], budget_ms: int = 600_000) -> Any:
         import app  # noqa: PLC0415
 
         return app.handler(event, FakeContext(budget_ms))
 
-    def drain(self, budget_ms: int = 600_000, **kwargs: Any) -> DrainReport:
+    def drain(
+        self, budget_ms: int = 600_000, *, crashes: int | None = 0, **kwargs: Any
+    ) -> DrainReport:
+        """Deliver the queue to the handler until it is empty.
+
+        The harness counts an invocation that raised (or was killed) as a crash and
+        carries on; `crashes` is how many this test planted (None: the test counts).
+        """
         import app  # noqa: PLC0415
 
-        return drain(app.handler, self.sqs, self.queue_url, budget_ms=budget_ms, **kwargs)
+        report = drain(app.handler, self.sqs, self.queue_url, budget_ms=budget_ms, **kwargs)
+        if crashes is not None:
+            assert report.crashed_invocations == crashes, (
+                f"{report.crashed_invocations} invocation(s) crashed, {crashes} planted"
+            )
+        return report
 
     def run(self, event: dict[str, Any], budget_ms: int = 600_000, **kwargs: Any) -> Any:
         """Invoke, then let the queue finish the work; returns the invocation's response."""
         response = self.invoke(event, budget_ms)
         self.drain(budget_ms, **kwargs)
         return response
+
+    def table_bytes(self) -> dict[str, bytes]:
+        """Every object of the table (under DATA_PREFIX) with its content."""
+        return {
+            key: self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            for key in self.list_keys(self.env["DATA_PREFIX"] + "/")
+        }
 
     def notifications(self) -> list[dict[str, Any]]:
         """Every SNS notification so far (bodies parsed, attributes flattened)."""

@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from exporter.api_client import AnalytiksClient, Credentials, RetryPolicy, forget_tokens
+from exporter.api_client import AnalytiksClient, RetryPolicy, forget_tokens
 from exporter.errors import ApiRejected, PermanentError, TransientError
+from exporter.ports import Credentials
 from local.fake_analytiks import FakeAnalytiks
 
 START, END = "2023-06-08T00:00:00.000Z", "2023-06-08T23:59:59.999Z"

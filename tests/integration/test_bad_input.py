@@ -34,6 +34,21 @@ CASES = [
     ),
     ({"brandId": 1234, "startDate": "2023-06-09", "endDate": "2023-06-08"}, "before startDate"),
     ({"brandId": 1234, "startDate": "1970-01-01", "endDate": "1970-01-02"}, "startDate"),
+    # The day before the earliest exportable day (and the table's first partition).
+    ({"brandId": 1234, "startDate": "1999-12-31", "endDate": "2000-01-01"}, "startDate: 1999"),
+    # Ranges are whole days: the API document's own example is refused, not widened.
+    (
+        {
+            "brandId": 1234,
+            "startDate": "2023-06-08T11:30:00.000Z",
+            "endDate": "2023-06-08T23:45:00.000Z",
+        },
+        "startDate: '2023-06-08T11:30:00.000Z' has a time of day",
+    ),
+    (
+        {"brandId": 1234, "startDate": "2023-06-08T00:00:00", "endDate": "2023-06-09T12:00:00"},
+        "endDate: '2023-06-09T12:00:00' has a time of day",
+    ),
     ({"brandId": 1234, "startDate": "2023-06-08", "endDate": "9999-01-01"}, "endDate"),
     ({"brandId": 1234, "startDate": "2000-01-01", "endDate": "2023-06-08"}, "MAX_RANGE_DAYS"),
     ({"brandId": 1234, "startDate": "2023-06-08", "endDate": "2023-06-09", "brand": 1}, "brand"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +21,23 @@ def test_demo_runs_and_cleans_up() -> None:
     )
     out = proc.stdout
     assert proc.returncode == 0, (out + proc.stderr)[-3000:]
-    assert "from checkpoint" in out  # the backfill really took several hops
-    assert out.count("wifi-export succeeded:") == 3  # backfill + two nightly runs
+    # What a person types is the CLI (issue 15): run --follow, cancel, status, runs.
+    assert "$ wifi-export run --brand 1234 --from 2023-06-01 --to 2023-06-12 --follow" in out
+    hops = re.search(r"\(exit 0; (\d+) invocations of the function\)", out)
+    assert hops is not None and int(hops.group(1)) > 3  # several hops per window
+    assert "$ wifi-export cancel " in out and "$ wifi-export runs" in out
+    assert "(exit 1: the run was cancelled, nothing committed)" in out
+    # The selection rerun: three stores from it, the others (but dark ones) still from
+    # the backfill, nothing twice.
+    assert "--locations 123400001,123400002,123400003 --follow" in out
+    owners = sorted(map(int, re.findall(r"b1234-\w+: +(\d+) locations", out)))
+    assert owners[0] == 3 and 110 <= owners[1] <= 117, owners
+    assert "rows counted twice: 0)" in out
+    assert out.count("wifi-export succeeded:") == 4  # backfill + selection + two nightly runs
+    assert out.count("wifi-export cancelled:") == 1
+    # Honest logs: no JSON log record between the demo's lines, none above INFO.
+    assert '"level"' not in out and '"_aws"' not in out
+    assert "0 WARNING, 0 ERROR" in out
     assert "brand_id=1234/dt=2023-06-12" in out
     assert "avg_dwell_min" in out and "rows in 13 partitions" in out
     assert "Demo finished" in out

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from exporter.aws import S3Store, SnsPublisher, SqsQueue
-from exporter.runs import Exporter
+from exporter.run import commit, finish
 from local.harness import FakeContext, Killed, sqs_event
 from tests.integration.conftest import Lab
 from tests.integration.test_export import assert_table_matches
@@ -107,8 +107,9 @@ def test_messages_delivered_out_of_order(long_lab: Lab) -> None:
 
 def test_invocations_killed_before_they_start(long_lab: Lab) -> None:
     long_lab.invoke(EVENT, budget_ms=ONE_PAGE_BUDGET)
-    report = long_lab.drain(budget_ms=ONE_PAGE_BUDGET, crash=lambda n: n % 3 == 0)
+    report = long_lab.drain(budget_ms=ONE_PAGE_BUDGET, crash=lambda n: n % 3 == 0, crashes=None)
     assert report.crashed_invocations > 5
+    assert report.crashed_invocations == report.invocations // 3
     assert_exactly_once(long_lab)
 
 
@@ -129,8 +130,8 @@ def test_invocation_killed_after_flushing_rows(
 
     monkeypatch.setattr(S3Store, "put", put)
     long_lab.invoke(EVENT, budget_ms=ONE_PAGE_BUDGET)
-    report = long_lab.drain(budget_ms=ONE_PAGE_BUDGET)
-    assert report.crashed_invocations == 1
+    long_lab.drain(budget_ms=ONE_PAGE_BUDGET, crashes=1)
+    assert calls["n"] > kill_on_call  # killed, and the run went on past it
     assert_exactly_once(long_lab)
 
 
@@ -139,18 +140,23 @@ def test_killed_between_send_and_marker_forks_one_step_only(
 ) -> None:
     original = SqsQueue.send
     calls = {"n": 0}
+    killed: list[list[str]] = []
 
     def send(self: SqsQueue, bodies: Any) -> None:
         original(self, bodies)
         calls["n"] += 1
         if calls["n"] in (3, 8):
+            killed.append(list(bodies))
             raise Killed  # sent, but the "enqueued" marker never written
 
     monkeypatch.setattr(SqsQueue, "send", send)
     long_lab.invoke(EVENT, budget_ms=ONE_PAGE_BUDGET)
-    report = long_lab.drain(budget_ms=ONE_PAGE_BUDGET)
-    # Each kill re-sends one step message: the duplicate step stops quietly.
-    assert report.invocations <= 20 + 2 * 2
+    # Call 1 is the fan-out of the 5 windows; 3 and 8 each send one follow-up step.
+    report = long_lab.drain(budget_ms=ONE_PAGE_BUDGET, crashes=2)
+    assert [len(bodies) for bodies in killed] == [1, 1]
+    # Each kill sends its step once more on redelivery: at most one extra invocation per
+    # kill for the redelivered message and one for the duplicate step, which stops quietly.
+    assert 20 + 2 <= report.invocations <= 20 + 2 * 2
     assert_exactly_once(long_lab)
 
 
@@ -185,8 +191,7 @@ def test_killed_while_finishing_the_run(
     long_lab.invoke(EVENT, budget_ms=ONE_PAGE_BUDGET)
     # The killed invocation's lease lasts until its deadline (about 8 s here): its
     # message comes back (visibility timeouts compressed to 2 s) until it can take over.
-    report = long_lab.drain(budget_ms=ONE_PAGE_BUDGET, redelivery_delay_s=2.0)
-    assert report.crashed_invocations == 1
+    report = long_lab.drain(budget_ms=ONE_PAGE_BUDGET, redelivery_delay_s=2.0, crashes=1)
     assert report.failed_records >= 1
     assert_exactly_once(long_lab)
 
@@ -200,23 +205,38 @@ def test_two_windows_finishing_together_commit_once(
     messages = lab.sqs.receive_message(QueueUrl=lab.queue_url, MaxNumberOfMessages=10)["Messages"]
     assert len(messages) == 2
     barrier = threading.Barrier(2, timeout=30)
-    original_finish = Exporter.finish
+    original_finish = finish.finish_run
     commits = {"n": 0}
-    original_commit = Exporter._commit
+    original_commit = commit.commit_run
 
     racing = {"on": True}
 
-    def finish(self: Exporter, plan: Any, inv: Any) -> None:
+    def finish_run(ctx: Any, plan: Any, inv: Any) -> None:
         if racing["on"]:
             barrier.wait()  # both windows are done: both try to finish the run at once
-        original_finish(self, plan, inv)
+        original_finish(ctx, plan, inv)
 
-    def commit(self: Exporter, plan: Any, keys: Any) -> Any:
+    def commit_run(ctx: Any, plan: Any, keys: Any) -> Any:
         commits["n"] += 1
-        return original_commit(self, plan, keys)
+        return original_commit(ctx, plan, keys)
 
-    monkeypatch.setattr(Exporter, "finish", finish)
-    monkeypatch.setattr(Exporter, "_commit", commit)
+    # Both look for a lease before either creates one, so both try to create lease 0:
+    # only the conditional put lets one of them win.
+    lease_barrier = threading.Barrier(2, timeout=30)
+    original_put_if_absent = S3Store.put_if_absent
+    lease_puts = {"n": 0}
+
+    def put_if_absent(
+        self: S3Store, key: str, body: bytes, content_type: str = "application/json"
+    ) -> bool:
+        if racing["on"] and "/commit/lease-" in key:
+            lease_puts["n"] += 1
+            lease_barrier.wait()
+        return original_put_if_absent(self, key, body, content_type)
+
+    monkeypatch.setattr(finish, "finish_run", finish_run)
+    monkeypatch.setattr(commit, "commit_run", commit_run)
+    monkeypatch.setattr(S3Store, "put_if_absent", put_if_absent)
     import app  # noqa: PLC0415
 
     arn = lab.sqs.get_queue_attributes(QueueUrl=lab.queue_url, AttributeNames=["QueueArn"])[
@@ -243,6 +263,7 @@ def test_two_windows_finishing_together_commit_once(
         else:
             lab.sqs.delete_message(QueueUrl=lab.queue_url, ReceiptHandle=handle)
     # The loser keeps its message until the run is notified, then lets it go.
+    assert lease_puts["n"] == 2  # the race really happened
     assert sorted(len(r["batchItemFailures"]) for r in results.values()) == [0, 1]
     racing["on"] = False
     assert commits["n"] == 1

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+from local.fake_analytiks import Quirks, location_ids, zone_id
 from tests.integration.conftest import Lab, expected
 from tests.template.cfn_yaml import load
 
@@ -17,9 +19,25 @@ QUERIES: dict[str, str] = {
 
 
 def test_named_queries_run_and_add_up(lab: Lab) -> None:
-    assert set(QUERIES) == {"DailyVisitsQuery", "DwellTimeDistributionQuery", "WeekOverWeekQuery"}
+    assert set(QUERIES) == {
+        "DailyVisitsQuery",
+        "DwellTimeDistributionQuery",
+        "WeekOverWeekQuery",
+        "ZoneVisitsQuery",
+    }
     # May and June: the week-over-week query has weeks to compare.
     lab.run({"brandId": 1234, "startDate": "2023-05-01", "endDate": "2023-06-30"})
+    # A zone export beside it: its rows repeat a location's counts, and the
+    # location queries must not add them in.
+    zone_location = location_ids(1234, 120)[4]
+    lab.run(
+        {
+            "brandId": 1234,
+            "startDate": "2023-06-01",
+            "endDate": "2023-06-30",
+            "zoneId": zone_id(zone_location),
+        }
+    )
     con = lab.table()
     con.execute("CREATE VIEW wifi_metrics AS SELECT * FROM metrics")
     for name, sql in QUERIES.items():
@@ -36,5 +54,63 @@ def test_named_queries_run_and_add_up(lab: Lab) -> None:
         if total:
             assert abs(sum(p or 0 for p in percentages) - 100) < 1
 
+    zones = con.execute(QUERIES["ZoneVisitsQuery"]).fetchall()
+    assert {row[1] for row in zones} == {zone_id(zone_location)}
+    assert sum(row[3] or 0 for row in zones) == sum(
+        v.get("visits", 0) for (loc, _), v in june.items() if loc == zone_location
+    )
+
     weeks = con.execute(QUERIES["WeekOverWeekQuery"]).fetchall()
+    assert any(row[3] is not None for row in weeks)  # previous_week found
+
+
+def test_named_queries_over_zeros_nulls_extra_and_both_bases(
+    make_lab: Callable[..., Lab],
+) -> None:
+    """Every named query runs over an export with all the shapes a row can take:
+    metrics null (omitted) and zero, `extra` entries, `utc_offset` set and null, and
+    rows in both time bases; the location queries' numbers add up."""
+    lab = make_lab(brands={1234: 120}, extra_metrics=("footfallScore",))
+    # May to mid June in UTC: omitted zeros (nulls) and `extra` entries.
+    lab.run({"brandId": 1234, "startDate": "2023-05-01", "endDate": "2023-06-15"})
+    # The rest of June in local time, answered with zeros and offset keys.
+    lab.api.quirks = Quirks(zero_values=True, offset_keys=True)
+    lab.run({"brandId": 1234, "startDate": "2023-06-16T00:00:00", "endDate": "2023-06-30T00:00:00"})
+
+    con = lab.table()
+    con.execute("CREATE VIEW wifi_metrics AS SELECT * FROM metrics")
+    shapes = con.execute(
+        "SELECT count(*) FILTER (visits IS NULL), count(*) FILTER (visits = 0), "
+        "count(*) FILTER (extra IS NOT NULL), count(*) FILTER (utc_offset IS NOT NULL), "
+        "count(*) FILTER (utc_offset IS NULL), list(DISTINCT time_basis ORDER BY time_basis) "
+        "FROM metrics"
+    ).fetchone()
+    assert shapes is not None
+    nulls, zeros, extras, offsets, no_offsets, bases = shapes
+    assert min(nulls, zeros, extras, offsets, no_offsets) > 0
+    assert bases == ["local", "utc"]
+    results = {name: con.execute(sql).fetchall() for name, sql in QUERIES.items()}
+
+    utc = expected(lab.api, 1234, date(2023, 6, 1), date(2023, 6, 15), "utc")
+    local = expected(lab.api, 1234, date(2023, 6, 16), date(2023, 6, 30), "local")
+    june = {**utc, **local}
+    # Local days are zero-filled: every location has a row every hour, dark ones too.
+    days = {(ts[:10], loc) for loc, ts in utc} | {
+        (f"2023-06-{d}", loc) for d in range(16, 31) for loc in location_ids(1234, 120)
+    }
+    daily = results["DailyVisitsQuery"]
+    assert {(str(row[0]), row[1]) for row in daily} == days
+    assert sum(row[3] or 0 for row in daily) == sum(v.get("visits", 0) for v in june.values())
+    assert any(row[3] == 0 for row in daily)  # a dark location's zero day: 0, not null
+
+    shares = results["DwellTimeDistributionQuery"]
+    assert len(shares) == 120
+    for _location, total, *percentages in shares:
+        if total:
+            assert abs(sum(p or 0 for p in percentages) - 100) < 1
+        else:  # zeros only: no share instead of a division by zero
+            assert percentages == [None] * len(percentages)
+    assert any(total == 0 for _, total, *_ in shares)
+
+    weeks = results["WeekOverWeekQuery"]
     assert any(row[3] is not None for row in weeks)  # previous_week found

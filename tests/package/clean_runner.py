@@ -37,6 +37,7 @@ LAYER_MODULES = (
     "botocore",
     "urllib3",
     "orjson",
+    "zlib_ng",
 )
 # Installed in the dev virtualenv only: importable here = the isolation leaks.
 DEV_ONLY = ("moto", "pytest", "yaml", "duckdb", "hypothesis", "cfnlint")
@@ -71,6 +72,10 @@ def check_imports(paths: list[str]) -> dict[str, Any]:
     orjson: Any = importlib.import_module("orjson")
     payload = {"visits": 3, "ts": "2023-06-08 00:00:00"}
     assert orjson.loads(orjson.dumps(payload)) == payload
+    zlib_ng: Any = importlib.import_module("zlib_ng.zlib_ng")
+    packer = zlib_ng.compressobj(5, zlib_ng.DEFLATED, 31)
+    packed = packer.compress(b'{"visits": 3}\n') + packer.flush()
+    assert importlib.import_module("gzip").decompress(packed) == b'{"visits": 3}\n'
     leaked = []
     for name in DEV_ONLY:
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import socket
 import subprocess
 import time
@@ -21,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.utils import canonicalize_name
 
-from exporter import schema
-from local.resources import clients, provision
+from local.contract import COLUMNS, METRIC_COLUMN, parse_data_key
+from local.fake_analytiks import expected_rows, reference_number
+from local.resources import clients, provision, read_notifications
 from tests.template.cfn_yaml import load
 
 pytestmark = pytest.mark.slow
@@ -107,6 +110,24 @@ def test_layer_dependencies_import_in_a_clean_interpreter(
     for name, origin in result["origins"].items():
         assert origin.startswith(str(LAYER_DIR)), f"{name} imported from {origin}, not the layer"
     assert not [p for p in result["sys_path"] if "site-packages" in p]
+
+
+def test_the_layer_is_exactly_the_locked_set(built: Path) -> None:
+    """`sam build` installed layers/requirements.txt (hash-checked), nothing more or less."""
+    lock = {
+        canonicalize_name(m.group(1)): m.group(2)
+        for m in re.finditer(
+            r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)",
+            (ROOT / "layers" / "requirements.txt").read_text(),
+            re.MULTILINE,
+        )
+    }
+    assert lock
+    installed = {}
+    for info in LAYER_DIR.glob("*.dist-info"):
+        name, version = info.name.removesuffix(".dist-info").rsplit("-", 1)
+        installed[canonicalize_name(name)] = version
+    assert installed == lock
 
 
 def test_handler_module_imports_from_the_build(
@@ -233,6 +254,10 @@ def test_built_handler_exports_an_on_demand_range(
         "TIME_SAFETY_MARGIN_MS": "60000",
         "MAX_HOPS": "200",
         "MAX_RECEIVE_COUNT": "5",
+        "MAX_BRANDS_PER_EVENT": "100",
+        "MAX_WINDOWS_PER_EVENT": "10000",
+        "API_MAX_RPS": "",  # the template's default: no API budget
+        "MAX_CONCURRENCY": "5",
         "ENABLE_TRACING": "false",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "WifiExport",
@@ -259,19 +284,41 @@ def test_built_handler_exports_an_on_demand_range(
     assert result["sqs_invocations"] >= 2, result  # one per window at least
     assert result["failed_records"] == 0, result
 
-    for day in ("2023-06-08", "2023-06-09"):
-        prefix = f"wifi/metrics/brand_id={BRAND}/dt={day}/"
-        objects = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
-        assert objects, f"nothing committed under {prefix}"
-        for obj in objects:
-            assert obj["Key"].endswith(".json.gz")
-        body = s3.get_object(Bucket=bucket, Key=objects[0]["Key"])["Body"].read()
-        rows = [json.loads(line) for line in gzip.decompress(body).splitlines() if line]
-        assert rows
-        known = {name for name, _ in schema.COLUMNS} | {name for name, _ in schema.PARTITION_KEYS}
-        assert set().union(*rows) <= known
-        assert {row["run_id"] for row in rows} == {runs[0]["runId"]}
-        assert all(row["ts"].startswith(day) for row in rows)
+    # The table, row by row, against what the fake API serves for those days
+    # (local.fake_analytiks) in the columns of the row schema (local.contract).
+    run_id = runs[0]["runId"]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    table = [k for k in keys if k.startswith("wifi/metrics/")]
+    assert {parse_data_key(k).dt for k in table} == {"2023-06-08", "2023-06-09"}
+    rows: dict[tuple[int, str], dict[str, Any]] = {}
+    for key in table:
+        part = parse_data_key(key)
+        assert (part.prefix, part.brand_id, part.run_id) == ("wifi/metrics", BRAND, run_id)
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        for line in gzip.decompress(body).splitlines():
+            row = json.loads(line)
+            assert set(row) <= {name for name, _ in COLUMNS}, sorted(row)
+            assert row["ts"][:10] == part.dt and row["run_id"] == run_id
+            assert (row["location_id"], row["ts"]) not in rows, "a row twice"
+            rows[row["location_id"], row["ts"]] = row
+    truth = {
+        (r.location_id, r.ts): r.values
+        for r in expected_rows(BRAND, 3, "2023-06-08T00:00:00.000Z", "2023-06-09T23:59:59.999Z")
+    }
+    assert set(rows) == set(truth)
+    for key, values in truth.items():
+        row = rows[key]
+        assert {c: row.get(c) for c in METRIC_COLUMN.values()} == {
+            c: values.get(api) for api, c in METRIC_COLUMN.items()
+        }, key
+        assert row.get("extra") is None
+        assert (row["time_basis"], row["reference_number"]) == ("utc", reference_number(key[0]))
+    # One notification, telling what the table holds.
+    (note,) = read_notifications(sqs, deployment.inbox_url)
+    assert note["attributes"] == {"status": "succeeded", "brandId": str(BRAND)}
+    assert note["body"]["runId"] == run_id
+    assert note["body"]["totals"]["rows"] == len(rows)
+    assert note["body"]["totals"]["objects"] == len(table)
     # Nothing else left in flight.
     left = sqs.get_queue_attributes(
         QueueUrl=queue_url,

@@ -6,6 +6,7 @@ end checks everything against the CloudFormation/SAM schemas.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ from typing import Any
 import pytest
 
 from exporter import schema
+from exporter.config import load_settings
+from exporter.planning import EARLIEST_DAY
 from tests.template.cfn_yaml import load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +39,8 @@ DESIGN_ENV = (
     "TOKEN_URL",
     "API_AUDIENCE",
     "TIME_SAFETY_MARGIN_MS",
+    "API_MAX_RPS",
+    "MAX_CONCURRENCY",
 )
 
 BUCKET = {"Fn::If": ["CreateBucket", {"Ref": "ExportBucket"}, {"Ref": "ExistingBucketName"}]}
@@ -75,8 +80,10 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _statements(function: dict[str, Any]) -> list[dict[str, Any]]:
-    return [s for policy in function["Policies"] for s in policy["Statement"]]
+def _statements(resources: dict[str, Any]) -> list[dict[str, Any]]:
+    """The statements of the function's role (written out; see test_deployed_role.py)."""
+    role = resources["ExporterFunctionRole"]["Properties"]
+    return [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
 
 
 def _sub_text(value: Any) -> str:
@@ -147,7 +154,7 @@ def test_parameter_defaults(tpl: dict[str, Any]) -> None:
         "BrandIds": "",
         "LookbackDays": 1,
         "TimeBasis": "utc",
-        "WindowDays": 1,
+        "WindowDays": 5,
         "ApiUrl": "https://exports.analytiks.ai",
         "TokenUrl": "https://tokens.analytiks.ai",
         "ApiAudience": "https://gql.analytiks.ai",
@@ -155,7 +162,8 @@ def test_parameter_defaults(tpl: dict[str, Any]) -> None:
         "DataPrefix": "wifi/metrics",
         "StatePrefix": "wifi/_exports",
         "StateRetentionDays": 30,
-        "EnableVersioning": "false",
+        "EnableVersioning": "true",
+        "NoncurrentVersionRetentionDays": 30,
         "NotificationEmail": "",
         "MaxReceiveCount": 5,
         "MaxConcurrency": 5,
@@ -168,6 +176,14 @@ def test_parameter_defaults(tpl: dict[str, Any]) -> None:
     assert {name: params[name]["Default"] for name in expected} == expected
     assert params["TimeBasis"]["AllowedValues"] == ["utc", "local"]
     assert (params["WindowDays"]["MinValue"], params["WindowDays"]["MaxValue"]) == (1, 5)
+    # One default for WINDOW_DAYS: a deployment gets what the code and README say.
+    required = {
+        "SECRET_ID": "wifi-export/analytiks",
+        "BUCKET_NAME": "export-bucket",
+        "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:topic",
+        "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/queue",
+    }
+    assert params["WindowDays"]["Default"] == load_settings(required).window_days
     # The event source mapping's ScalingConfig refuses less than 2.
     assert params["MaxConcurrency"]["MinValue"] == 2
 
@@ -195,14 +211,54 @@ def test_schedule_event_is_the_default_scheduled_event(function: dict[str, Any])
     assert props["State"] == {"Fn::If": ["ScheduleOn", "ENABLED", "DISABLED"]}
 
 
-def test_sqs_event_one_record_partial_failures_bounded(function: dict[str, Any]) -> None:
-    sqs_events = [e for e in function["Events"].values() if e["Type"] == "SQS"]
-    assert len(sqs_events) == 1
-    props = sqs_events[0]["Properties"]
-    assert props["Queue"] == {"Fn::GetAtt": ["CheckpointQueue", "Arn"]}
+def test_sqs_trigger_one_record_partial_failures_bounded(
+    function: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    # An explicit mapping, not a SAM `SQS` event (that one attaches a managed
+    # policy that can drain every queue of the account).
+    assert not [e for e in function["Events"].values() if e["Type"] == "SQS"]
+    mappings = [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert len(mappings) == 1
+    props = mappings[0]["Properties"]
+    assert props["EventSourceArn"] == {"Fn::GetAtt": ["CheckpointQueue", "Arn"]}
+    assert props["FunctionName"] == {"Ref": "ExporterFunction"}
     assert props["BatchSize"] == 1
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "MaxConcurrency"}}
+
+
+def test_rate_budget_comes_from_the_mapping_s_own_parameter(
+    tpl: dict[str, Any], function: dict[str, Any]
+) -> None:
+    """MAX_CONCURRENCY and the mapping's MaximumConcurrency are one parameter: each
+    invocation's share of API_MAX_RPS is right only if they agree."""
+    env = function["Environment"]["Variables"]
+    assert env["MAX_CONCURRENCY"] == {"Ref": "MaxConcurrency"}
+    assert env["API_MAX_RPS"] == {"Ref": "ApiMaxRps"}
+    param = tpl["Parameters"]["ApiMaxRps"]
+    assert (param["Type"], param["Default"]) == ("String", "")
+    pattern = re.compile(param["AllowedPattern"])
+    for good in ("", "1", "12.5", "0.5", "100000"):
+        assert pattern.fullmatch(good), good
+    for bad in ("0", "0.0", "-1", "ten", "1e3", " 5"):
+        assert not pattern.fullmatch(bad), bad
+    required = {
+        "SECRET_ID": "wifi-export/analytiks",
+        "BUCKET_NAME": "export-bucket",
+        "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:topic",
+        "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/queue",
+    }
+    defaults = load_settings(
+        {
+            **required,
+            "API_MAX_RPS": "",
+            "MAX_CONCURRENCY": str(tpl["Parameters"]["MaxConcurrency"]["Default"]),
+        }
+    )
+    assert (defaults.api_max_rps, defaults.max_concurrency) == (
+        None,
+        load_settings(required).max_concurrency,
+    )
 
 
 def test_visibility_timeout_is_six_times_every_function_timeout(tpl: dict[str, Any]) -> None:
@@ -234,52 +290,66 @@ def test_queue_redrives_to_the_dlq(tpl: dict[str, Any]) -> None:
 # --- IAM --------------------------------------------------------------------------
 
 
-def test_no_wildcard_action_anywhere(tpl: dict[str, Any]) -> None:
-    actions = [
-        action
+def test_no_wildcard_action_in_any_allow(tpl: dict[str, Any]) -> None:
+    statements = [
+        value
         for key, value in _walk(tpl)
-        if key in ("Action", "NotAction")
-        for action in _as_list(value)
+        if key == "Statement"
+        for value in _as_list(value)
+        if isinstance(value, dict)
     ]
-    assert actions, "no Action found: the walk is broken"
-    assert not [a for a in actions if "*" in str(a)]
+    allowed = [a for s in statements if s["Effect"] == "Allow" for a in _as_list(s["Action"])]
+    assert allowed, "no Allow found: the walk is broken"
+    assert not [a for a in allowed if "*" in str(a)]
+    assert not [s for s in statements if "NotAction" in s]
+    # A Deny may be broad (s3:*, sqs:* without TLS): that only takes away.
+    denied = [a for s in statements if s["Effect"] == "Deny" for a in _as_list(s["Action"])]
+    assert "s3:*" in denied
 
 
-def test_function_policies_are_plain_statements(function: dict[str, Any]) -> None:
-    # SAM policy templates (S3CrudPolicy, SQSSendMessagePolicy, ...) expand to
-    # wildcard actions the walk above cannot see.
-    for policy in function["Policies"]:
-        assert isinstance(policy, dict)
-        assert set(policy) == {"Version", "Statement"}, policy
+def test_function_role_is_written_out(function: dict[str, Any]) -> None:
+    # No SAM `Policies` (policy templates expand to wildcard actions, and SAM adds
+    # managed policies of its own to a role it generates).
+    assert "Policies" not in function
+    assert function["Role"] == {"Fn::GetAtt": ["ExporterFunctionRole", "Arn"]}
 
 
-def test_s3_access_is_limited_to_the_two_prefixes(function: dict[str, Any]) -> None:
-    s3 = [
-        s
-        for s in _statements(function)
+def test_s3_access_is_limited_to_the_two_prefixes(resources: dict[str, Any]) -> None:
+    s3 = {
+        s["Sid"]: s
+        for s in _statements(resources)
         if any(str(a).startswith("s3:") for a in _as_list(s["Action"]))
+    }
+    assert set(s3) == {"WriteTable", "ReadWriteRunState", "ListTableAndState"}
+    listing = s3.pop("ListTableAndState")
+    assert listing["Action"] == "s3:ListBucket"
+    assert _sub_text(listing["Resource"]) == "arn:${AWS::Partition}:s3:::${Bucket}"
+    # Unconditioned, so a missing marker reads as 404, not 403 (see template).
+    assert "Condition" not in listing
+    # The table is written (commit copies), pruned, and read only to rewrite an older
+    # object without the rows a selection run replaces.
+    assert s3["WriteTable"]["Action"] == ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    assert _sub_text(s3["WriteTable"]["Resource"]) == (
+        "arn:${AWS::Partition}:s3:::${Bucket}/${DataPrefix}/*"
+    )
+    assert s3["ReadWriteRunState"]["Action"] == ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    assert _sub_text(s3["ReadWriteRunState"]["Resource"]) == (
+        "arn:${AWS::Partition}:s3:::${Bucket}/${StatePrefix}/*"
+    )
+    for statement in s3.values():
+        assert statement["Resource"]["Fn::Sub"][1] == {"Bucket": BUCKET}
+
+
+def test_each_service_is_scoped_to_its_resource(resources: dict[str, Any]) -> None:
+    statements = _statements(resources)
+    by_action = {a: s["Resource"] for s in statements for a in _as_list(s["Action"])}
+    sends = [s["Resource"] for s in statements if s["Action"] == "sqs:SendMessage"]
+    assert sends == [
+        {"Fn::GetAtt": ["CheckpointQueue", "Arn"]},
+        {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
     ]
-    assert s3
-    for statement in s3:
-        actions = _as_list(statement["Action"])
-        if actions == ["s3:ListBucket"]:
-            assert _sub_text(statement["Resource"]) == "arn:${AWS::Partition}:s3:::${Bucket}"
-            # Unconditioned, so a missing marker reads as 404, not 403 (see template).
-            assert "Condition" not in statement
-        else:
-            assert "s3:ListBucket" not in actions
-            resources = [_sub_text(r) for r in _as_list(statement["Resource"])]
-            assert resources == [
-                "arn:${AWS::Partition}:s3:::${Bucket}/${DataPrefix}/*",
-                "arn:${AWS::Partition}:s3:::${Bucket}/${StatePrefix}/*",
-            ]
-            for resource in _as_list(statement["Resource"]):
-                assert resource["Fn::Sub"][1] == {"Bucket": BUCKET}
-
-
-def test_each_service_is_scoped_to_its_resource(function: dict[str, Any]) -> None:
-    by_action = {a: s["Resource"] for s in _statements(function) for a in _as_list(s["Action"])}
-    assert by_action["sqs:SendMessage"] == {"Fn::GetAtt": ["CheckpointQueue", "Arn"]}
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
+        assert by_action[action] == {"Fn::GetAtt": ["CheckpointQueue", "Arn"]}
     assert by_action["sns:Publish"] == {"Ref": "NotificationTopic"}
     secret = by_action["secretsmanager:GetSecretValue"]["Fn::If"]
     assert secret[0] == "SecretIsArn"
@@ -325,7 +395,9 @@ def test_bucket_is_private_and_owner_enforced(resources: dict[str, Any]) -> None
         "RestrictPublicBuckets": True,
     }
     assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
-    assert props["VersioningConfiguration"]["Fn::If"][0] == "VersioningOn"
+    assert props["VersioningConfiguration"] == {
+        "Status": {"Fn::If": ["VersioningOn", "Enabled", "Suspended"]}
+    }
 
 
 def test_bucket_policy_denies_plain_http(resources: dict[str, Any]) -> None:
@@ -340,23 +412,39 @@ def test_bucket_policy_denies_plain_http(resources: dict[str, Any]) -> None:
     ]
     assert len(tls) == 1
     assert tls[0]["Principal"] == "*"
-    assert {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"} <= set(
-        tls[0]["Action"]
-    )
+    assert tls[0]["Action"] == "s3:*"
     assert tls[0]["Resource"] == [
         {"Fn::GetAtt": ["ExportBucket", "Arn"]},
         {"Fn::Sub": "${ExportBucket.Arn}/*"},
     ]
 
 
-def test_lifecycle_expires_only_the_state_prefix(resources: dict[str, Any]) -> None:
+def test_lifecycle_expires_current_objects_only_under_the_state_prefix(
+    resources: dict[str, Any],
+) -> None:
     rules = resources["ExportBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
     assert rules
+    expiring = [r for r in rules if "ExpirationInDays" in r or "ExpirationDate" in r]
+    # One rule per part of the state prefix: run state, requests and Athena results
+    # after StateRetentionDays, the run history after HistoryRetentionDays.
+    assert expiring
+    for rule in expiring:
+        assert rule["Prefix"]["Fn::Sub"].startswith("${StatePrefix}/")
+        assert rule["ExpirationInDays"] in (
+            {"Ref": "StateRetentionDays"},
+            {"Ref": "HistoryRetentionDays"},
+        )
+    # The table's rule (test_security.py) only expires replaced versions.
     for rule in rules:
-        assert rule["Prefix"] == {"Fn::Sub": "${StatePrefix}/"}
-        assert "DataPrefix" not in str(rule)
-    expiring = [r for r in rules if "ExpirationInDays" in r]
-    assert expiring[0]["ExpirationInDays"] == {"Ref": "StateRetentionDays"}
+        if "DataPrefix" in str(rule):
+            assert set(rule) <= {
+                "Id",
+                "Status",
+                "Prefix",
+                "NoncurrentVersionExpiration",
+                "ExpiredObjectDeleteMarker",
+                "AbortIncompleteMultipartUpload",
+            }
     assert any("AbortIncompleteMultipartUpload" in r for r in rules)
 
 
@@ -381,8 +469,10 @@ def test_glue_table_reads_gzip_json_lines(table: dict[str, Any]) -> None:
     sd = table["StorageDescriptor"]
     assert sd["InputFormat"] == "org.apache.hadoop.mapred.TextInputFormat"
     assert sd["OutputFormat"] == "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
-    assert sd["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
-    assert sd["SerdeInfo"]["Parameters"]["ignore.malformed.json"] == "false"
+    # Hive's SerDe, not OpenX's: Athena documents rows lost, added or nulled with OpenX.
+    # Its default timestamp format reads `ts` as written (docs/contracts.md, "Row schema").
+    assert sd["SerdeInfo"]["SerializationLibrary"] == "org.apache.hive.hcatalog.data.JsonSerDe"
+    assert "timestamp.formats" not in sd["SerdeInfo"].get("Parameters", {})
     assert sd["Location"] == {"Fn::Sub": ["s3://${Bucket}/${DataPrefix}/", {"Bucket": BUCKET}]}
 
 
@@ -393,7 +483,11 @@ def test_partition_projection(table: dict[str, Any]) -> None:
     assert params["projection.brand_id.type"] == "injected"
     assert params["projection.dt.type"] == "date"
     assert params["projection.dt.format"] == "yyyy-MM-dd"
-    assert params["projection.dt.range"].startswith("2015-01-01,NOW")
+    # Every day an on-demand run accepts is a projected partition: from the earliest
+    # (tests/unit/test_requests.py refuses the day before it) to tomorrow.
+    first, last = params["projection.dt.range"].split(",")
+    assert first == EARLIEST_DAY.isoformat()
+    assert last == "NOW+1DAYS"
     assert params["projection.dt.interval"] == "1"
     assert params["projection.dt.interval.unit"] == "DAYS"
     # ${!x} is the !Sub escape for a literal ${x} that Athena fills in.
@@ -415,9 +509,11 @@ def test_athena_workgroup_and_named_queries(resources: dict[str, Any]) -> None:
     queries = [
         r["Properties"] for r in resources.values() if r["Type"] == "AWS::Athena::NamedQuery"
     ]
-    assert len(queries) == 3
+    assert len(queries) == 4
     for query in queries:
         sql = query["QueryString"]
+        # Zone rows repeat a location's counts: each query reads one kind of row.
+        assert "AND zone_id IS NULL" in sql or "AND zone_id IS NOT NULL" in sql
         assert query["WorkGroup"] == {"Ref": "AthenaWorkGroup"}
         assert query["Database"] == {"Ref": "GlueDatabase"}
         assert "FROM wifi_metrics" in sql

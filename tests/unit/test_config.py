@@ -23,6 +23,15 @@ def test_defaults() -> None:
     assert settings.token_url == "https://tokens.analytiks.ai"
     assert settings.api_audience == "https://gql.analytiks.ai"
     assert settings.time_safety_margin_ms == 60_000
+    # No rate budget unless asked for; the mapping's concurrency as the template sets it.
+    assert (settings.api_max_rps, settings.max_concurrency) == (None, 5)
+
+
+def test_rate_budget_is_parsed() -> None:
+    settings = load_settings({**REQUIRED, "API_MAX_RPS": " 12.5 ", "MAX_CONCURRENCY": "8"})
+    assert (settings.api_max_rps, settings.max_concurrency) == (12.5, 8)
+    # The template passes an empty string for "no budget".
+    assert load_settings({**REQUIRED, "API_MAX_RPS": ""}).api_max_rps is None
 
 
 def test_values_are_parsed() -> None:
@@ -63,6 +72,15 @@ def test_values_are_parsed() -> None:
         ({"STATE_PREFIX": "wifi/metrics/state"}, "STATE_PREFIX"),
         ({"TIME_SAFETY_MARGIN_MS": "-1"}, "TIME_SAFETY_MARGIN_MS"),
         ({"MAX_HOPS": "0"}, "MAX_HOPS"),
+        ({"API_MAX_RPS": "0"}, "API_MAX_RPS"),
+        ({"API_MAX_RPS": "-3"}, "API_MAX_RPS"),
+        ({"API_MAX_RPS": "ten"}, "API_MAX_RPS"),
+        ({"API_MAX_RPS": "nan"}, "API_MAX_RPS"),
+        ({"API_MAX_RPS": "inf"}, "API_MAX_RPS"),
+        ({"API_MAX_RPS": "100001"}, "API_MAX_RPS"),
+        ({"MAX_CONCURRENCY": "0"}, "MAX_CONCURRENCY"),
+        ({"MAX_CONCURRENCY": "1001"}, "MAX_CONCURRENCY"),
+        ({"MAX_CONCURRENCY": "five"}, "MAX_CONCURRENCY"),
     ],
 )
 def test_bad_settings_name_the_variable(overrides: dict[str, str], named: str) -> None:

@@ -5,15 +5,15 @@ from datetime import date
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from exporter.errors import MalformedResponse
-from exporter.rows import RowShaper
-from exporter.schema import COLUMNS, METRIC_COLUMNS
+from exporter.rows import MAX_FIELD_NAME, RowShaper
+from local.contract import COLUMNS, METRIC_COLUMN
 
 DAYS = [date(2023, 6, 8), date(2023, 6, 9)]
-COLUMN_OF = dict(METRIC_COLUMNS)
+RUN_DAYS = [*DAYS, date(2023, 6, 10)]
 
 
 def shape(
@@ -63,13 +63,16 @@ def test_one_row_per_location_and_bucket() -> None:
 
 
 def test_columns_come_in_table_order() -> None:
+    key = "2023-06-09T00:00:00+02:00"  # an offset key: every column has a value
     record = {"locationId": 1, "zoneId": "z", "referenceNumber": "r"}
-    record.update(
-        {api: {"2023-06-09T00:00:00Z": n + 1} for n, (api, _) in enumerate(METRIC_COLUMNS)}
-    )
-    record["zzz"] = {"2023-06-09T00:00:00Z": 1}
-    (row,) = shape([record])["2023-06-09"]
+    record.update({api: {key: n + 1} for n, api in enumerate(METRIC_COLUMN)})
+    record["zzz"] = {key: 1}
+    (row,) = shape([record], basis="local")["2023-06-09"]
     assert list(row) == [name for name, _ in COLUMNS]
+    # Each metric in its own column: the value n + 1 was given to the n-th API name.
+    assert [row[column] for column in METRIC_COLUMN.values()] == list(
+        range(1, len(METRIC_COLUMN) + 1)
+    )
 
 
 def test_rows_outside_the_run_days_are_dropped_not_moved() -> None:
@@ -101,6 +104,8 @@ def test_a_location_without_values_gives_no_rows() -> None:
         ([{"locationId": -3}], "locationId"),
         ([{"locationId": 1, "referenceNumber": 5}], "referenceNumber"),
         ([{"locationId": 1, "visits": [1, 2]}], "not a map"),
+        ([{"locationId": 1, "visits": None}], "not a map"),
+        ([{"locationName": "Store 12", "visits": {}}], "locationId"),
         ([{"locationId": 1, "visits": {"2023-06-08T00:00:00Z": -1}}], "natural"),
         ([{"locationId": 1, "visits": {"2023-06-08T00:00:00Z": 1.5}}], "natural"),
         ([{"locationId": 1, "visits": {"2023-06-08T00:00:00Z": "3"}}], "natural"),
@@ -108,7 +113,9 @@ def test_a_location_without_values_gives_no_rows() -> None:
         ([{"locationId": 1, "visits": {"yesterday": 1}}], "ISO 8601"),
         ([{"locationId": 1, "visits": {"2023-13-08T00:00:00Z": 1}}], "valid date"),
         ([{"locationId": 1, "visits": {"2023-06-08T25:00:00Z": 1}}], "valid time"),
-        ([{"locationId": 1, "visits": {"2023-06-08T00:00:00": 1}}], "not UTC"),
+        ([{"locationId": 1, "visits": {"2023-06-08T00:00:00+15:00": 1}}], "UTC offset"),
+        ([{"locationId": 1, "visits": {"2023-06-08T00:00:00-12:30": 1}}], "UTC offset"),
+        ([{"locationId": 1, "visits": {"2023-06-08T00:00:00+02:60": 1}}], "UTC offset"),
     ],
 )
 def test_malformed_pages_are_refused(data: Any, problem: str) -> None:
@@ -116,14 +123,142 @@ def test_malformed_pages_are_refused(data: Any, problem: str) -> None:
         RowShaper("20230608T000000000Z-b1-0123abcd", "utc", DAYS).shape(data)
 
 
-def test_utc_key_in_a_local_request_is_refused() -> None:
-    with pytest.raises(MalformedResponse, match="UTC in a local"):
-        RowShaper("20230608T000000000Z-b1-0123abcd", "local", DAYS).shape(
-            [{"locationId": 1, "visits": {"2023-06-08T00:00:00Z": 1}}]
-        )
+def test_utc_keys_in_a_local_request_are_labelled_utc_and_counted() -> None:
+    shaper = RowShaper("20230608T000000000Z-b1-0123abcd", "local", DAYS, run_days=RUN_DAYS)
+    page = shaper.shape(
+        [
+            {
+                "locationId": 1,
+                "visits": {
+                    "2023-06-08T22:00:00Z": 1,  # in the window
+                    "2023-06-10T01:00:00Z": 2,  # the next window's day, still the run's
+                    "2023-06-11T01:00:00Z": 3,  # outside the run: dropped
+                    "2023-06-09T09:00:00": 4,  # a local key as asked
+                },
+            }
+        ]
+    )
+    rows = {row["ts"]: row for lines in page.lines.values() for row in map(json.loads, lines)}
+    assert {ts: (row["time_basis"], row["visits"]) for ts, row in rows.items()} == {
+        "2023-06-08 22:00:00": ("utc", 1),
+        "2023-06-10 01:00:00": ("utc", 2),
+        "2023-06-09 09:00:00": ("local", 4),
+    }
+    assert sorted(page.rows.items()) == [("2023-06-08", 1), ("2023-06-09", 1), ("2023-06-10", 1)]
+    assert all("utc_offset" not in row for row in rows.values())
+    assert (page.mismatched_rows, page.dropped_rows) == (2, 1)
 
 
-names = st.sampled_from([api for api, _ in METRIC_COLUMNS] + ["mystery", 'we"ird\\name'])
+def test_rows_in_the_runs_basis_stay_in_the_window() -> None:
+    # A key of the run's own basis outside the window is the API answering for days
+    # another window asks for: writing it here would count it twice.
+    page = RowShaper("20230608T000000000Z-b1-0123abcd", "local", DAYS, run_days=RUN_DAYS).shape(
+        [{"locationId": 1, "visits": {"2023-06-10T01:00:00": 1}}]
+    )
+    assert (page.lines, page.dropped_rows, page.mismatched_rows) == ({}, 1, 0)
+
+
+def test_keys_without_suffix_in_a_utc_request_are_labelled_local() -> None:
+    out = shape([{"locationId": 1, "visits": {"2023-06-08T10:00:00": 5}}])
+    assert [(r["ts"], r["time_basis"]) for r in out["2023-06-08"]] == [
+        ("2023-06-08 10:00:00", "local")
+    ]
+    page = RowShaper("20230608T000000000Z-b1-0123abcd", "utc", DAYS).shape(
+        [{"locationId": 1, "visits": {"2023-06-08T10:00:00": 5, "2023-06-08T11:00:00Z": 6}}]
+    )
+    assert page.mismatched_rows == 1
+
+
+@pytest.mark.parametrize(
+    ("basis", "key", "time_basis", "offset", "mismatched"),
+    [
+        ("utc", "2023-06-08T10:00:00+00:00", "utc", None, 0),  # UTC, spelt with an offset
+        ("utc", "2023-06-08T10:00:00+0000", "utc", None, 0),
+        ("utc", "2023-06-08T10:00:00+02:00", "local", "+02:00", 1),
+        ("local", "2023-06-08T10:00:00+00:00", "local", "+00:00", 0),  # London in winter
+        ("local", "2023-06-08T10:00:00-0330", "local", "-03:30", 0),
+        ("local", "2023-06-08T10:00:00.000+14:00", "local", "+14:00", 0),
+        ("local", "2023-06-08T10:00:00-00:00", "local", "+00:00", 0),
+    ],
+)
+def test_explicit_offsets_are_kept(
+    basis: str, key: str, time_basis: str, offset: str | None, mismatched: int
+) -> None:
+    shaper = RowShaper("20230608T000000000Z-b1-0123abcd", basis, DAYS)  # type: ignore[arg-type]
+    page = shaper.shape([{"locationId": 1, "visits": {key: 5}}])
+    (row,) = [json.loads(line) for line in page.lines["2023-06-08"]]
+    assert (row["ts"], row["time_basis"], row.get("utc_offset")) == (
+        "2023-06-08 10:00:00",
+        time_basis,
+        offset,
+    )
+    assert page.mismatched_rows == mismatched
+
+
+def test_the_autumn_hour_that_happens_twice_stays_two_rows() -> None:
+    # Europe/Berlin, 2023-10-29: 02:00 CEST (+02:00), then 02:00 CET (+01:00) an hour later.
+    shaper = RowShaper("20231029T000000000Z-b1-0123abcd", "local", [date(2023, 10, 29)])
+    keys = {
+        "2023-10-29T01:00:00+02:00": 1,
+        "2023-10-29T02:00:00+02:00": 2,
+        "2023-10-29T02:00:00+01:00": 3,
+        "2023-10-29T03:00:00+01:00": 4,
+    }
+    page = shaper.shape([{"locationId": 1, "visits": keys}])
+    rows = [json.loads(line) for line in page.lines["2023-10-29"]]
+    assert sorted((r["ts"], r["utc_offset"], r["visits"]) for r in rows) == [
+        ("2023-10-29 01:00:00", "+02:00", 1),
+        ("2023-10-29 02:00:00", "+01:00", 3),
+        ("2023-10-29 02:00:00", "+02:00", 2),
+        ("2023-10-29 03:00:00", "+01:00", 4),
+    ]
+    assert {r["time_basis"] for r in rows} == {"local"}
+    assert page.mismatched_rows == 0
+
+
+def test_unknown_non_metric_fields_are_counted_not_kept() -> None:
+    long_name = "x" * 100
+    records = [
+        {
+            "locationId": n,
+            "locationName": f"Store {n}",
+            "open": True,
+            "tags": ["a", "b"],
+            "address": {"street": "Main St", "number": 12},
+            "status": {"2023-06-08T10:00:00Z": "open"},  # time keys, but not numbers
+            "comment": None,
+            long_name: 1.5,
+            "visits": {"2023-06-08T10:00:00Z": n},
+            "footfallScore": {"2023-06-08T10:00:00Z": 7},  # an unknown metric: kept
+        }
+        for n in (1, 2)
+    ]
+    page = RowShaper("20230608T000000000Z-b1-0123abcd", "utc", DAYS).shape(records)
+    assert page.unknown_fields == {
+        "locationName": 2,
+        "open": 2,
+        "tags": 2,
+        "address": 2,
+        "status": 2,
+        "comment": 2,
+        "x" * MAX_FIELD_NAME: 2,
+    }
+    rows = [json.loads(line) for line in page.lines["2023-06-08"]]
+    assert [(r["location_id"], r["visits"], r["extra"]) for r in rows] == [
+        (1, 1, {"footfallScore": 7}),
+        (2, 2, {"footfallScore": 7}),
+    ]
+    assert all(set(r) <= {name for name, _ in COLUMNS} for r in rows)
+
+
+def test_a_page_without_surprises_reports_none() -> None:
+    page = RowShaper("20230608T000000000Z-b1-0123abcd", "utc", DAYS).shape(
+        [{"locationId": 1, "referenceNumber": "r", "visits": {"2023-06-08T10:00:00Z": 1}}]
+    )
+    assert (page.unknown_fields, page.mismatched_rows, page.dropped_rows) == ({}, 0, 0)
+
+
+names = st.sampled_from([*METRIC_COLUMN, "mystery", 'we"ird\\name'])
 hours = st.integers(0, 47).map(lambda h: f"2023-06-{8 + h // 24:02d}T{h % 24:02d}:00:00Z")
 series = st.dictionaries(hours, st.integers(0, 2**63 - 1), max_size=6)
 records = st.lists(
@@ -154,9 +289,70 @@ def test_every_value_lands_once_in_its_row(generated: list[Any]) -> None:
     for dt, rows in out.items():
         for row in rows:
             assert row["ts"].startswith(dt)
-            values = {api: row[col] for api, col in METRIC_COLUMNS if col in row}
+            values = {api: row[col] for api, col in METRIC_COLUMN.items() if col in row}
             values.update(row.get("extra", {}))
             key = (row["location_id"], row["ts"])
             assert key not in seen
             seen[key] = values
     assert seen == truth
+
+
+@pytest.mark.parametrize(
+    ("basis", "twice"),
+    [
+        ("utc", ("2023-06-08T10:00:00Z", "2023-06-08T10:00:00+00:00")),
+        ("utc", ("2023-06-08T10:00:00Z", "2023-06-08T10:00:00.000Z")),
+        ("local", ("2023-06-08T10:00:00+02:00", "2023-06-08T10:00:00.5+0200")),
+    ],
+)
+def test_one_bucket_spelt_twice_by_one_location_is_refused(
+    basis: str, twice: tuple[str, str]
+) -> None:
+    shaper = RowShaper("20230608T000000000Z-b1-0123abcd", basis, DAYS)  # type: ignore[arg-type]
+    # Across locations two spellings are harmless: each location has one row.
+    page = shaper.shape(
+        [{"locationId": 1, "visits": {twice[0]: 1}}, {"locationId": 2, "visits": {twice[1]: 2}}]
+    )
+    assert page.rows == {"2023-06-08": 2}
+    with pytest.raises(MalformedResponse, match="location 3 reports one time bucket twice"):
+        shaper.shape([{"locationId": 3, "visits": {twice[0]: 1}, "bounces": {twice[1]: 2}}])
+
+
+suffixes = st.sampled_from(["Z", "", "+00:00", "+02:00", "+01:00", "-05:00"])
+mixed_keys = st.tuples(st.integers(0, 4 * 24 - 1), suffixes).map(
+    lambda t: f"2023-06-{7 + t[0] // 24:02d}T{t[0] % 24:02d}:00:00{t[1]}"
+)
+
+
+def expected_row(basis: str, key: str) -> tuple[str, str, str | None]:
+    """(ts, time_basis, utc_offset) of a key, written out from the contract."""
+    ts, suffix = f"{key[:10]} {key[11:19]}", key[19:]
+    if suffix == "Z" or (suffix == "+00:00" and basis == "utc"):
+        return ts, "utc", None
+    return ts, "local", suffix or None
+
+
+@given(
+    st.sampled_from(["utc", "local"]),
+    st.dictionaries(mixed_keys, st.integers(0, 10**6), max_size=24),
+)
+def test_every_key_is_one_row_or_one_drop(basis: str, series: dict[str, int]) -> None:
+    """Whatever mix of key forms the API sends, each key is one row (told apart by
+    ts, basis and offset) or one dropped row: rows in the run's basis only on the
+    window's days, rows in the other basis on any of the run's days."""
+    identities = [expected_row(basis, key) for key in series]
+    assume(len(set(identities)) == len(identities))  # one bucket spelt twice: refused above
+    window, run = {str(d) for d in DAYS}, {str(d) for d in RUN_DAYS}
+    kept = {
+        (*identity, value)
+        for identity, value in zip(identities, series.values(), strict=True)
+        if identity[0][:10] in (window if identity[1] == basis else run)
+    }
+    page = RowShaper("20230608T000000000Z-b1-0123abcd", basis, DAYS, run_days=RUN_DAYS).shape(  # type: ignore[arg-type]
+        [{"locationId": 1, "visits": series}]
+    )
+    rows = [(dt, json.loads(line)) for dt, lines in page.lines.items() for line in lines]
+    assert {(r["ts"], r["time_basis"], r.get("utc_offset"), r["visits"]) for _, r in rows} == kept
+    assert len(rows) == len(kept) and page.dropped_rows == len(series) - len(kept)
+    assert all(r["ts"][:10] == dt for dt, r in rows)
+    assert page.mismatched_rows == sum(r["time_basis"] != basis for _, r in rows)

@@ -4,65 +4,42 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 
-from exporter.api_client import CallStats
 from exporter.config import Settings
 from exporter.errors import MalformedResponse
-from exporter.requests import RunRequest
-from exporter.runs import Exporter, Invocation
-from exporter.state import InvalidTask, Task
-from tests.fakes import MemoryPublisher, MemoryQueue, MemoryStore
+from exporter.events import RunRequest
+from exporter.run.context import Invocation, RunContext
+from exporter.run.records import InvalidTask, Task
+from exporter.run.start import enqueue_windows, plan_runs
+from exporter.run.step import run_step
+from tests.fakes import MemoryPublisher, MemoryQueue, MemoryStore, ScriptedPages, memory_context
 
 NOW = datetime(2023, 7, 1, tzinfo=UTC)
 
 
-class Pages:
-    """A scripted v3 source: one page per location, cursors "c1", "c2", ..."""
-
-    def __init__(self, locations: int = 3, repeat_cursor: bool = False) -> None:
-        self.locations = locations
-        self.repeat_cursor = repeat_cursor
-        self.stats = CallStats()
-
-    def fetch_v3(
-        self,
-        brand_id: int,
-        start: str,
-        end: str,
-        cursor: str | None,
-        remaining_s: Callable[[], float],
-    ) -> tuple[list[Any], str | None]:
-        self.stats.calls += 1
-        n = 0 if cursor is None else int(cursor[1:])
-        day = start[:10]
-        record = {"locationId": n + 1, "visits": {f"{day}T10:00:00Z": n + 1}}
-        following = None if n + 1 == self.locations else f"c{n + 1}"
-        if self.repeat_cursor and n == 1:
-            following = "c1"
-        return [record], following
+Pages = ScriptedPages
 
 
 def make(
     settings: Settings, pages: Pages
-) -> tuple[Exporter, MemoryStore, MemoryQueue, MemoryPublisher]:
-    store, queue, publisher = MemoryStore(), MemoryQueue(), MemoryPublisher()
-    return Exporter(settings, store, queue, publisher, lambda: pages), store, queue, publisher
+) -> tuple[RunContext, MemoryStore, MemoryQueue, MemoryPublisher]:
+    memory = memory_context(settings, pages, lambda: NOW)
+    return memory.ctx, memory.store, memory.queue, memory.publisher
 
 
 def request(first: date, last: date, key: str = "r1", at: datetime = NOW) -> RunRequest:
     return RunRequest("on-demand", (5,), first, last, "utc", at, key)
 
 
-def run_all(exporter: Exporter, queue: MemoryQueue, budget_ms: int = 600_000) -> int:
+def run_all(ctx: RunContext, queue: MemoryQueue, budget_ms: int = 600_000) -> int:
     invocations = 0
     while queue.bodies:
         body = queue.bodies.pop(0)
-        exporter.run_task(Task.from_body(body), Invocation(f"m{invocations}", lambda: budget_ms))
+        run_step(ctx, Task.from_body(body), Invocation(f"m{invocations}", lambda: budget_ms))
         invocations += 1
     return invocations
 
@@ -76,10 +53,10 @@ def table(store: MemoryStore) -> dict[str, list[dict[str, Any]]]:
 
 
 def test_one_window_run_commits_and_notifies_once(settings: Settings) -> None:
-    exporter, store, queue, publisher = make(settings, Pages())
-    (started,) = exporter.start(request(date(2023, 6, 1), date(2023, 6, 1)))
-    exporter.enqueue_windows(started.plan)
-    assert run_all(exporter, queue) == 1
+    ctx, store, queue, publisher = make(settings, Pages())
+    (started,) = plan_runs(ctx, request(date(2023, 6, 1), date(2023, 6, 1)))
+    enqueue_windows(ctx, started)
+    assert run_all(ctx, queue) == 1
     data = table(store)
     assert [k.rsplit("/", 1)[1] for k in data] == [f"{started.run_id}-w0-s0.json.gz"]
     assert [r["visits"] for rows in data.values() for r in rows] == [1, 2, 3]
@@ -90,62 +67,62 @@ def test_one_window_run_commits_and_notifies_once(settings: Settings) -> None:
 
 
 def test_a_step_that_runs_out_of_time_checkpoints(settings: Settings) -> None:
-    exporter, store, queue, _ = make(settings, Pages())
-    (started,) = exporter.start(request(date(2023, 6, 1), date(2023, 6, 1)))
-    exporter.enqueue_windows(started.plan)
+    ctx, store, queue, _ = make(settings, Pages())
+    (started,) = plan_runs(ctx, request(date(2023, 6, 1), date(2023, 6, 1)))
+    enqueue_windows(ctx, started)
     # Less time than the margin: one page per invocation, then a checkpoint.
-    assert run_all(exporter, queue, budget_ms=settings.time_safety_margin_ms - 1) == 3
+    assert run_all(ctx, queue, budget_ms=settings.time_safety_margin_ms - 1) == 3
     assert len(table(store)) == 3
 
 
 def test_duplicate_step_message_is_absorbed(settings: Settings) -> None:
-    exporter, store, queue, publisher = make(settings, Pages())
-    (started,) = exporter.start(request(date(2023, 6, 1), date(2023, 6, 1)))
-    exporter.enqueue_windows(started.plan)
+    ctx, store, queue, publisher = make(settings, Pages())
+    (started,) = plan_runs(ctx, request(date(2023, 6, 1), date(2023, 6, 1)))
+    enqueue_windows(ctx, started)
     queue.bodies.append(queue.bodies[0])
-    run_all(exporter, queue, budget_ms=settings.time_safety_margin_ms - 1)
+    run_all(ctx, queue, budget_ms=settings.time_safety_margin_ms - 1)
     assert sum(len(rows) for rows in table(store).values()) == 3
     assert len(publisher.messages) == 1
 
 
 def test_repeating_cursor_is_a_malformed_response(settings: Settings) -> None:
-    exporter, _, queue, _ = make(settings, Pages(locations=5, repeat_cursor=True))
-    (started,) = exporter.start(request(date(2023, 6, 1), date(2023, 6, 1)))
-    exporter.enqueue_windows(started.plan)
+    ctx, _, queue, _ = make(settings, Pages(locations=5, repeat_cursor=True))
+    (started,) = plan_runs(ctx, request(date(2023, 6, 1), date(2023, 6, 1)))
+    enqueue_windows(ctx, started)
     with pytest.raises(MalformedResponse, match="repeats"):
-        run_all(exporter, queue)
+        run_all(ctx, queue)
 
 
 def test_newest_run_owns_a_partition_whatever_the_commit_order(settings: Settings) -> None:
-    exporter, store, queue, _ = make(settings, Pages())
-    older = exporter.start(request(date(2023, 6, 1), date(2023, 6, 1), "a", NOW))[0]
-    newer = exporter.start(request(date(2023, 6, 1), date(2023, 6, 1), "b", NOW.replace(second=1)))[
+    ctx, store, queue, _ = make(settings, Pages())
+    older = plan_runs(ctx, request(date(2023, 6, 1), date(2023, 6, 1), "a", NOW))[0]
+    newer = plan_runs(ctx, request(date(2023, 6, 1), date(2023, 6, 1), "b", NOW.replace(second=1)))[
         0
     ]
     store.put("wifi/metrics/brand_id=5/dt=2023-06-01/uploaded-by-hand.json.gz", b"")
-    exporter.enqueue_windows(newer.plan)
-    run_all(exporter, queue)  # the newer run commits first
-    exporter.enqueue_windows(older.plan)
-    run_all(exporter, queue)  # then the older one: its copy must not stay
+    enqueue_windows(ctx, newer)
+    run_all(ctx, queue)  # the newer run commits first
+    enqueue_windows(ctx, older)
+    run_all(ctx, queue)  # then the older one: its copy must not stay
     names = sorted(k.rsplit("/", 1)[1] for k in store.objects if k.startswith("wifi/metrics/"))
     assert names == [f"{newer.run_id}-w0-s0.json.gz", "uploaded-by-hand.json.gz"]
 
 
 def test_forged_task_for_another_brand_is_refused(settings: Settings) -> None:
-    exporter, _, _, _ = make(settings, Pages())
-    (started,) = exporter.start(request(date(2023, 6, 1), date(2023, 6, 1)))
+    ctx, _, _, _ = make(settings, Pages())
+    (started,) = plan_runs(ctx, request(date(2023, 6, 1), date(2023, 6, 1)))
     with pytest.raises(InvalidTask, match="plan"):
-        exporter.run_task(Task(started.run_id, 6, 0, 0, None), Invocation("m", lambda: 600_000))
+        run_step(ctx, Task(started.run_id, 6, 0, 0, None), Invocation("m", lambda: 600_000))
 
 
 def test_a_retried_start_reuses_its_runs(settings: Settings) -> None:
-    exporter, _, _, _ = make(settings, Pages())
-    first = exporter.start(request(date(2023, 6, 1), date(2023, 6, 1), "req-7", NOW))
-    retry = exporter.start(
-        request(date(2023, 6, 1), date(2023, 6, 1), "req-7", NOW.replace(minute=5))
+    ctx, _, _, _ = make(settings, Pages())
+    first = plan_runs(ctx, request(date(2023, 6, 1), date(2023, 6, 1), "req-7", NOW))
+    retry = plan_runs(
+        ctx, request(date(2023, 6, 1), date(2023, 6, 1), "req-7", NOW.replace(minute=5))
     )
-    other = exporter.start(request(date(2023, 6, 1), date(2023, 6, 1), "req-8", NOW))
-    assert [s.run_id for s in retry] == [s.run_id for s in first]
+    other = plan_runs(ctx, request(date(2023, 6, 1), date(2023, 6, 1), "req-8", NOW))
+    assert [p.run_id for p in retry] == [p.run_id for p in first]
     assert other[0].run_id != first[0].run_id
 
 
@@ -160,14 +137,14 @@ def test_a_retried_start_reuses_its_runs(settings: Settings) -> None:
 def test_checkpoints_must_continue_the_recorded_chain(
     settings: Settings, step: int, cursor: str, problem: str
 ) -> None:
-    exporter, _, queue, _ = make(settings, Pages())
-    (started,) = exporter.start(request(date(2023, 6, 1), date(2023, 6, 1)))
-    exporter.enqueue_windows(started.plan)
+    ctx, _, queue, _ = make(settings, Pages())
+    (started,) = plan_runs(ctx, request(date(2023, 6, 1), date(2023, 6, 1)))
+    enqueue_windows(ctx, started)
     short = Invocation("m", lambda: settings.time_safety_margin_ms - 1)
     if step > 0:
-        exporter.run_task(Task.from_body(queue.bodies.pop(0)), short)  # step 0, next: c1
+        run_step(ctx, Task.from_body(queue.bodies.pop(0)), short)  # step 0, next: c1
     with pytest.raises(InvalidTask, match=problem):
-        exporter.run_task(Task(started.run_id, 5, 0, step, cursor), short)
+        run_step(ctx, Task(started.run_id, 5, 0, step, cursor), short)
 
 
 class RepeatingPages(Pages):
@@ -182,9 +159,9 @@ def test_a_location_returned_twice_in_a_window_is_malformed(
     settings: Settings, budget_ms: int
 ) -> None:
     """On a later page of the same invocation, or in a later invocation (budget 1 ms)."""
-    exporter, store, queue, _ = make(settings, RepeatingPages())
-    (started,) = exporter.start(request(date(2023, 6, 1), date(2023, 6, 1)))
-    exporter.enqueue_windows(started.plan)
+    ctx, store, queue, _ = make(settings, RepeatingPages())
+    (started,) = plan_runs(ctx, request(date(2023, 6, 1), date(2023, 6, 1)))
+    enqueue_windows(ctx, started)
     with pytest.raises(MalformedResponse, match="location 1 twice"):
-        run_all(exporter, queue, budget_ms=budget_ms)
+        run_all(ctx, queue, budget_ms=budget_ms)
     assert table(store) == {}

@@ -1,12 +1,23 @@
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.state import InvalidTask, RunKeys, Task, Totals, make_run_id, run_id_of_data_object
+from exporter.run.keys import Layout, run_id_of_data_object
+from exporter.run.records import (
+    MAX_UNKNOWN_FIELDS,
+    OTHER_FIELDS,
+    InvalidTask,
+    StepRecord,
+    Task,
+    Totals,
+    make_run_id,
+)
 
 RUN = make_run_id(datetime(2023, 6, 8, 1, 2, 3, 456789, tzinfo=UTC), 1234, "request")
 
@@ -25,11 +36,19 @@ def test_run_ids_sort_by_start_time_and_are_stable() -> None:
     window=st.integers(0, 10_000),
     step=st.integers(0, 10_000),
     cursor=st.none() | st.text(min_size=1, max_size=200),
-    rows=st.integers(0, 10**12),
 )
-def test_task_round_trip(window: int, step: int, cursor: str | None, rows: int) -> None:
-    task = Task(RUN, 1234, window, step, cursor, Totals(rows=rows, pages=step))
+def test_task_round_trip(window: int, step: int, cursor: str | None) -> None:
+    task = Task(RUN, 1234, window, step, cursor)
     assert Task.from_body(task.to_body()) == task
+
+
+def test_version_1_tasks_in_flight_are_still_accepted() -> None:
+    """Messages sent by the previous version during an upgrade carry window totals."""
+    body = (
+        f'{{"v": 1, "runId": "{RUN}", "brandId": 1, "window": 3, "step": 2, "cursor": "c", '
+        '"totals": {"rows": 5}}'
+    )
+    assert Task.from_body(body) == Task(RUN, 1, 3, 2, "c")
 
 
 @pytest.mark.parametrize(
@@ -37,7 +56,12 @@ def test_task_round_trip(window: int, step: int, cursor: str | None, rows: int) 
     [
         ("{", "not JSON"),
         ("[]", "not a JSON object"),
-        ('{"v": 2}', "unknown version"),
+        ('{"v": 3}', "unknown version"),
+        ('{"v": true}', "unknown version"),
+        (
+            f'{{"v": 2, "runId": "{RUN}", "brandId": 1, "window": 0, "step": 0, "totals": {{}}}}',
+            "unknown field",
+        ),
         (
             f'{{"v": 1, "runId": "{RUN}", "brandId": 1, "window": 0, "step": 0, "x": 1}}',
             "unknown field",
@@ -67,7 +91,8 @@ def test_invalid_tasks_are_refused(body: str, problem: str) -> None:
 
 
 def test_keys_stay_under_their_prefixes() -> None:
-    keys = RunKeys("state", "data", RUN, 1234)
+    layout = Layout("state", "data")
+    keys = layout.run(RUN, 1234)
     assert keys.data_object(2, 7, "2023-06-08") == (
         f"data/brand_id=1234/dt=2023-06-08/{RUN}-w2-s7.json.gz"
     )
@@ -75,4 +100,43 @@ def test_keys_stay_under_their_prefixes() -> None:
     assert run_id_of_data_object(keys.data_object(2, 7, "2023-06-08")) == RUN
     assert run_id_of_data_object("data/brand_id=1/dt=2023-06-08/user-upload.json.gz") is None
     with pytest.raises(InvalidTask):
-        RunKeys("state", "data", "../x", 1)
+        layout.run("../x", 1)
+    with pytest.raises(InvalidTask):
+        layout.plan("../x")
+
+
+def test_step_records_from_before_the_api_reports_still_read() -> None:
+    old = {
+        "window": 0,
+        "step": 2,
+        "attempt": "abc",
+        "nextCursor": None,
+        "objects": [],
+        "totals": {"rows": 5, "bytes": 9, "pages": 1, "api_calls": 1, "retries": 0},
+        "finishedAt": "2023-07-01T03:30:00Z",
+    }
+    record = StepRecord.from_json(json.dumps(old).encode())
+    assert record.totals == Totals(rows=5, bytes=9, pages=1, api_calls=1)
+    assert (record.totals.mismatched_rows, record.totals.unknown_fields) == (0, {})
+    # ... and the new counters survive the round trip.
+    new = replace(record, totals=Totals(rows=5, mismatched_rows=3, unknown_fields={"a": 2}))
+    assert StepRecord.from_json(new.to_json()).totals == new.totals
+
+
+@pytest.mark.parametrize("unknown", [[], {"a": -1}, {"a": True}, {"a": "1"}, {"a": 1.5}], ids=repr)
+def test_malformed_unknown_field_counts_are_refused(unknown: object) -> None:
+    with pytest.raises(InvalidTask, match="unknown_fields"):
+        Totals.from_dict({"rows": 1, "unknown_fields": unknown})
+
+
+def test_unknown_field_names_are_capped_across_steps() -> None:
+    total = Totals()
+    for step in range(3):
+        names = {f"field{step}_{n}": 1 for n in range(MAX_UNKNOWN_FIELDS // 2)}
+        total.add(Totals(unknown_fields={**names, "locationName": 10}))
+    assert len(total.unknown_fields) == MAX_UNKNOWN_FIELDS + 1
+    assert total.unknown_fields["locationName"] == 30
+    assert total.unknown_fields[OTHER_FIELDS] == 3 * (MAX_UNKNOWN_FIELDS // 2) - (
+        MAX_UNKNOWN_FIELDS - 1
+    )
+    assert sum(total.unknown_fields.values()) == 3 * (MAX_UNKNOWN_FIELDS // 2 + 10)

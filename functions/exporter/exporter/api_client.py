@@ -1,54 +1,43 @@
-"""The analytiks export API client: OAuth client-credentials token and v3 cursor pages.
+"""The analytiks export API client: the OAuth token, v3 pages and v1/v2/v4 batches.
 
-One urllib3 pool per process, explicit timeouts, and retries with capped
-exponential backoff and full jitter for what the design calls transient
-(429 honouring Retry-After, 5xx, resets, timeouts, truncated bodies). Every
-wait is bounded by the time the invocation has left, so a retry never runs
-past the Lambda deadline.
+Tokens are fetched with the client credentials, checked (RFC 6750), cached per
+process until shortly before they expire, and replaced once on a 401. The HTTP
+itself (retries, pacing, bounded reads) is `http_transport`; what answers may
+look like is `api_answers`.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import urllib3
-from urllib3.exceptions import HTTPError, SSLError
 
-from exporter import codec
-from exporter.errors import ApiRejected, MalformedResponse, PermanentError, TransientError
+from exporter import json_codec, redaction
+from exporter.api_answers import (
+    MAX_PAGE_BYTES,
+    MAX_TOKEN_ANSWER_BYTES,
+    refused_ids,
+    selector_ids,
+    v3_page,
+)
+from exporter.errors import (
+    ApiRejected,
+    MalformedResponse,
+)
+from exporter.http_transport import RetryPolicy, Transport, Unauthorized
+from exporter.pacing import Pacer
+from exporter.ports import CallStats, Credentials
 
-MAX_CURSOR_LENGTH: Final = 8_192  # checkpoint messages carry the cursor; SQS caps them at 256 KiB
 _TOKEN_REFRESH_MARGIN_S: Final = 300.0
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    client_id: str
-    client_secret: str = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    max_attempts: int = 6
-    base_delay_s: float = 0.5
-    max_delay_s: float = 20.0
-    max_retry_after_s: float = 120.0
-    connect_timeout_s: float = 5.0
-    read_timeout_s: float = 60.0
-
-
-@dataclass(slots=True)
-class CallStats:
-    """What the API cost: reported in step records, the manifest and the notification."""
-
-    calls: int = 0  # data requests sent, retries included
-    retries: int = 0
-    token_calls: int = 0  # token endpoint requests sent
-    token_fetches: int = 0  # tokens obtained
+# RFC 6750 section 2.1: b64token. A token with other characters (CR/LF above all)
+# would not survive as a header value: http.client refuses it with an error that
+# quotes the header, the token with it.
+_BEARER_TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 @dataclass(slots=True)
@@ -60,18 +49,12 @@ class _Token:
 # Tokens outlive an invocation: a warm container reuses them until shortly
 # before expiry instead of asking the token endpoint on every run.
 _TOKENS: dict[tuple[str, str], _Token] = {}
-_POOL: urllib3.PoolManager | None = None
-
-
-def shared_pool() -> urllib3.PoolManager:
-    global _POOL  # noqa: PLW0603 -- one connection pool per process, reused while warm
-    if _POOL is None:
-        _POOL = urllib3.PoolManager(maxsize=4, retries=False)
-    return _POOL
 
 
 def forget_tokens() -> None:
+    """Forget cached tokens, and the secrets the redaction knows (a cold start; tests)."""
     _TOKENS.clear()
+    redaction.forget()
 
 
 class AnalytiksClient:
@@ -87,19 +70,19 @@ class AnalytiksClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
+        pacer: Pacer | None = None,
     ) -> None:
+        self._api_url = api_url
         self._v3_url = f"{api_url}/wifi/json/v3"
         self._token_url = token_url
         self._audience = audience
         self._credentials_source = credentials
         self._creds: Credentials | None = None
-        self._tokens_used: set[str] = set()
-        self._http = http or shared_pool()
-        self._policy = policy or RetryPolicy()
-        self._sleep = sleep
         self._clock = clock
-        self._jitter = jitter
         self.stats = CallStats()
+        self._transport = Transport(
+            self.stats, http=http, policy=policy, sleep=sleep, jitter=jitter, pacer=pacer
+        )
 
     # -- token -------------------------------------------------------------
 
@@ -107,6 +90,7 @@ class AnalytiksClient:
         # Read once per client (one step of a window), not once per page.
         if self._creds is None:
             self._creds = self._credentials_source()
+            redaction.remember_client_secret(self._creds.client_secret)
         return self._creds
 
     def _token(self, remaining_s: Callable[[], float]) -> str:
@@ -115,7 +99,7 @@ class AnalytiksClient:
         cached = _TOKENS.get(cache_key)
         if cached and cached.expires_at - _TOKEN_REFRESH_MARGIN_S > self._clock():
             return cached.value
-        body = codec.dumps(
+        body = json_codec.dumps(
             {
                 "client_id": creds.client_id,
                 "client_secret": creds.client_secret,
@@ -123,24 +107,25 @@ class AnalytiksClient:
                 "grant_type": "client_credentials",
             }
         )
-        payload = self._post(self._token_url, body, {}, remaining_s, what="token request")
+        payload = self._transport.post(
+            self._token_url, body, {}, remaining_s, what="token request", token_request=True
+        )
         token = payload.get("access_token") if isinstance(payload, dict) else None
         expires_in = payload.get("expires_in", 3600) if isinstance(payload, dict) else None
         if not isinstance(token, str) or not token:
             raise MalformedResponse("token endpoint: no access_token in its answer")
         if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
             raise MalformedResponse("token endpoint: expires_in is not a number")
+        if not _BEARER_TOKEN.fullmatch(token):
+            # Refused unused and unquoted: it never becomes a header or a message.
+            raise MalformedResponse(
+                "token endpoint: access_token is not a bearer token (characters outside "
+                "RFC 6750's b64token set); refused, not used"
+            )
+        redaction.remember_token(token)
         self.stats.token_fetches += 1
         _TOKENS[cache_key] = _Token(token, self._clock() + float(expires_in))
         return token
-
-    def _redact(self, text: str) -> str:
-        """Remove our secrets from text the API sent back: an error message may
-        echo the request (its bearer token, or the token request's body)."""
-        for secret in (self._credentials().client_secret, *self._tokens_used):
-            if secret:
-                text = text.replace(secret, "[redacted]")
-        return text
 
     def _drop_token(self) -> None:
         creds = self._credentials()
@@ -160,142 +145,81 @@ class AnalytiksClient:
         request: dict[str, Any] = {"startDate": start, "endDate": end, "brandId": brand_id}
         if cursor is not None:
             request["cursor"] = cursor
-        body = codec.dumps(request)
+        what = f"v3 page for brand {brand_id}"
+        try:
+            payload = self._authorized(self._v3_url, json_codec.dumps(request), remaining_s, what)
+        except Unauthorized:
+            raise ApiRejected(
+                f"API: brand {brand_id} is not authorized for these credentials (401)"
+            ) from None
+        return v3_page(payload)
+
+    def fetch_batch(
+        self,
+        variant: str,
+        selector: dict[str, Any],
+        start: str,
+        end: str,
+        remaining_s: Callable[[], float],
+    ) -> tuple[list[Any], tuple[int | str, ...]]:
+        """One v1 / v2 / v4 request: (records, ids the API refused)."""
+        if variant not in ("v1", "v2", "v4"):
+            raise ValueError(f"not a batch variant: {variant!r}")
+        body = json_codec.dumps({"startDate": start, "endDate": end, **selector})
+        what = f"{variant} batch"
+        url = f"{self._api_url}/wifi/json/{variant}"
+        try:
+            payload = self._authorized(url, body, remaining_s, what)
+        except Unauthorized as refusal:
+            refused = refused_ids(refusal.payload)
+            if variant == "v2":
+                # v2 answers 401 when every id of the request is refused: for one
+                # batch of a larger selection that is a partial result, not an error.
+                return [], refused or selector_ids(selector)
+            named = ", ".join(map(str, refused[:20])) + (" ..." if len(refused) > 20 else "")
+            raise ApiRejected(
+                f"API: {variant} refused the request (401): not authorized for "
+                + (f"{len(refused)} id(s): {named}" if refused else "these ids")
+                + "; nothing is committed (skipUnauthorized exports the authorized ones)"
+            ) from None
+        if variant != "v2":
+            if not isinstance(payload, list):
+                raise MalformedResponse(f"{variant} answer is not a list of records")
+            return payload, ()
+        if not isinstance(payload, dict) or not isinstance(payload.get("successes"), list):
+            raise MalformedResponse("v2 answer is not an object with a 'successes' list")
+        return payload["successes"], refused_ids(payload.get("failures"))
+
+    def _authorized(
+        self, url: str, body: bytes, remaining_s: Callable[[], float], what: str
+    ) -> Any:
+        """POST with a bearer token; an expired or revoked token is replaced once, and a
+        second 401 (raised as `Unauthorized`) means the request itself is not allowed.
+
+        A 401 whose body names refused ids (v1/v2/v4) is a refusal at once: the
+        token was good, a new one would be refused the same way.
+        """
         refreshed = False
         while True:
             token = self._token(remaining_s)
-            self._tokens_used.add(token)
             try:
-                payload = self._post(
-                    self._v3_url,
-                    body,
-                    {"Authorization": f"Bearer {token}"},
-                    remaining_s,
-                    what=f"v3 page for brand {brand_id}",
+                return self._transport.post(
+                    url, body, {"Authorization": f"Bearer {token}"}, remaining_s, what=what
                 )
-            except _Unauthorized:
-                # An expired or revoked token: fetch a new one once; a second
-                # 401 means the brand itself is not ours to read.
+            except Unauthorized as refusal:
+                if refused_ids(refusal.payload):
+                    raise
                 self._drop_token()
                 if refreshed:
-                    raise ApiRejected(
-                        f"API: brand {brand_id} is not authorized for these credentials (401)"
-                    ) from None
+                    raise
                 refreshed = True
-                continue
-            return _v3_page(payload)
-
-    # -- transport ---------------------------------------------------------
-
-    def _post(  # noqa: PLR0912 -- one retry state machine reads best in one place
-        self,
-        url: str,
-        body: bytes,
-        headers: dict[str, str],
-        remaining_s: Callable[[], float],
-        *,
-        what: str,
-    ) -> Any:
-        policy = self._policy
-        headers = {"Content-Type": "application/json", "Accept": "application/json", **headers}
-        last_problem = "no attempt made"
-        for attempt in range(policy.max_attempts):
-            left = remaining_s()
-            if left <= policy.connect_timeout_s:
-                break
-            wait: float | None = None
-            timeout = urllib3.Timeout(
-                connect=policy.connect_timeout_s,
-                read=max(1.0, min(policy.read_timeout_s, left - policy.connect_timeout_s)),
-            )
-            if url == self._token_url:
-                self.stats.token_calls += 1
-            else:
-                self.stats.calls += 1
-            try:
-                response = self._http.request(
-                    "POST", url, body=body, headers=headers, timeout=timeout, retries=False
-                )
-            except SSLError:
-                # A certificate that does not verify is not a glitch to retry.
-                raise PermanentError(
-                    f"{what}: TLS verification of {url.split('/')[2]} failed"
-                ) from None
-            except HTTPError as exc:
-                # Connection refused or reset, timeouts, and bodies shorter than
-                # their Content-Length (urllib3 enforces it) all land here.
-                last_problem = f"{type(exc).__name__}"
-            else:
-                status = response.status
-                if status == 200:
-                    try:
-                        return codec.loads(response.data)
-                    except codec.JSONDecodeError:
-                        raise MalformedResponse(
-                            f"{what}: the API answered 200 with invalid JSON"
-                        ) from None
-                if status == 401:
-                    if url == self._token_url:
-                        raise PermanentError(
-                            "token endpoint: the client credentials were rejected (401)"
-                        )
-                    raise _Unauthorized
-                if status == 429:
-                    last_problem = "429 Too Many Requests"
-                    wait = _retry_after(response.headers.get("Retry-After"), policy)
-                elif status >= 500:
-                    last_problem = f"HTTP {status}"
-                else:
-                    reason = self._redact(_message(response.data))
-                    raise ApiRejected(f"{what}: the API rejected the request ({status}): {reason}")
-            if attempt + 1 == policy.max_attempts:
-                break
-            if wait is None:
-                wait = self._jitter() * min(policy.max_delay_s, policy.base_delay_s * 2**attempt)
-            # Never sleep into the time the invocation needs to flush and hand over.
-            if wait + policy.connect_timeout_s >= remaining_s():
-                break
-            self.stats.retries += 1
-            self._sleep(wait)
-        raise TransientError(
-            f"{what}: gave up after {attempt + 1} attempt(s), last: {last_problem}"
-        )
 
 
-class _Unauthorized(Exception):
-    pass
-
-
-def _retry_after(header: str | None, policy: RetryPolicy) -> float | None:
-    if header is None:
-        return None
-    try:
-        return min(max(float(header), 0.0), policy.max_retry_after_s)
-    except ValueError:
-        return None  # an HTTP-date or garbage: fall back to our own backoff
-
-
-def _message(data: bytes) -> str:
-    try:
-        payload = codec.loads(data)
-    except codec.JSONDecodeError:
-        return data[:200].decode("utf-8", "replace")
-    if isinstance(payload, dict):
-        text = payload.get("message") or payload.get("error") or payload
-        return str(text)[:200]
-    return str(payload)[:200]
-
-
-def _v3_page(payload: Any) -> tuple[list[Any], str | None]:
-    if not isinstance(payload, dict) or "data" not in payload:
-        raise MalformedResponse("v3 answer is not an object with 'data' and 'cursor'")
-    data = payload["data"]
-    if not isinstance(data, list):
-        raise MalformedResponse("v3 'data' is not a list")
-    cursor = payload.get("cursor")
-    if cursor is not None:
-        if not isinstance(cursor, str) or not cursor:
-            raise MalformedResponse("v3 'cursor' is neither a string nor null")
-        if len(cursor) > MAX_CURSOR_LENGTH:
-            raise MalformedResponse(f"v3 'cursor' is longer than {MAX_CURSOR_LENGTH} characters")
-    return data, cursor
+# The client's public surface: its options and the answer limits its callers rely on.
+__all__ = [
+    "MAX_PAGE_BYTES",
+    "MAX_TOKEN_ANSWER_BYTES",
+    "AnalytiksClient",
+    "RetryPolicy",
+    "forget_tokens",
+]

@@ -11,9 +11,9 @@ import functools
 from collections.abc import Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
-from exporter.api_client import Credentials
-from exporter.codec import JSONDecodeError, loads
 from exporter.errors import PermanentError
+from exporter.json_codec import JSONDecodeError, loads
+from exporter.ports import MAX_QUEUE_DELAY_S, Credentials
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 _DELETE_BATCH = 1000
+_JSON = "application/json"
 _SEND_BATCH = 10
 
 
@@ -101,6 +102,32 @@ class S3Store:
                 return None
             raise
 
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        from botocore.exceptions import ClientError  # noqa: PLC0415
+
+        try:
+            answer = self._client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        return answer["Body"].read(), answer["ETag"]
+
+    def put_if_match(self, key: str, body: bytes, etag: str) -> bool:
+        from botocore.exceptions import ClientError  # noqa: PLC0415
+
+        try:
+            self._client.put_object(
+                Bucket=self.bucket, Key=key, Body=body, ContentType=_JSON, IfMatch=etag
+            )
+        except ClientError as exc:
+            # 412: another writer changed it; 404: it was deleted meanwhile.
+            code = exc.response.get("Error", {}).get("Code")
+            if _is_precondition_failed(exc) or code in ("NoSuchKey", "404"):
+                return False
+            raise
+        return True
+
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError  # noqa: PLC0415
 
@@ -168,12 +195,19 @@ class SqsQueue:
     def _client(self) -> SQSClient:
         return self._given or sqs_client()
 
-    def send(self, bodies: Sequence[str]) -> None:
+    def send(self, bodies: Sequence[str], delay_s: int = 0) -> None:
+        if not 0 <= delay_s <= MAX_QUEUE_DELAY_S:
+            raise ValueError(f"delay_s must be 0..{MAX_QUEUE_DELAY_S}, got {delay_s}")
         for start in range(0, len(bodies), _SEND_BATCH):
             batch = bodies[start : start + _SEND_BATCH]
             answer = self._client.send_message_batch(
                 QueueUrl=self.queue_url,
-                Entries=[{"Id": str(n), "MessageBody": body} for n, body in enumerate(batch)],
+                Entries=[
+                    {"Id": str(n), "MessageBody": body, "DelaySeconds": delay_s}
+                    if delay_s
+                    else {"Id": str(n), "MessageBody": body}
+                    for n, body in enumerate(batch)
+                ],
             )
             if answer.get("Failed"):
                 first = answer["Failed"][0]

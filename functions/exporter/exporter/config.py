@@ -1,4 +1,7 @@
-"""Configuration: parsed and validated once per cold start into one typed object (DESIGN §4)."""
+"""Configuration: parsed and validated once per cold start into one typed object.
+
+The variables and their defaults are in docs/contracts.md, "Configuration".
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 from urllib.parse import urlsplit
 
 from exporter.errors import ConfigError
@@ -14,6 +17,7 @@ from exporter.errors import ConfigError
 TimeBasis = Literal["utc", "local"]
 
 _LOOPBACK_NAMES = {"localhost"}
+MAX_HOPS_LIMIT: Final = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,15 @@ class Settings:
     max_hops: int = 200
     max_receive_count: int = 5
     max_range_days: int = 3_660
+    # Fan-out bounds of one event (docs/contracts.md, "Events"): brands, and
+    # windows over all of its runs (days / WINDOW_DAYS x selection batches x brands).
+    max_brands_per_event: int = 100
+    max_windows_per_event: int = 10_000
+    # The API rate budget of the whole deployment (docs/contracts.md, "Configuration"):
+    # requests per second (None = unlimited), shared by at most `max_concurrency`
+    # invocations at once (the event source mapping's ScalingConfig.MaximumConcurrency).
+    api_max_rps: float | None = None
+    max_concurrency: int = 5
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -76,6 +89,22 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
         raise ConfigError(f"{name}: expected an integer, got {raw!r}") from None
     if not low <= value <= high:
         raise ConfigError(f"{name}: must be between {low} and {high}, got {value}")
+    return value
+
+
+def _rate(env: Mapping[str, str], name: str, high: float) -> float | None:
+    """A positive number of requests per second, or None when unset (unlimited)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{name}: expected a number of requests per second, got {raw!r}"
+        ) from None
+    if not 0 < value <= high:  # also refuses nan and inf
+        raise ConfigError(f"{name}: must be above 0 and at most {high:g}, got {raw!r}")
     return value
 
 
@@ -129,7 +158,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         token_url=_url("TOKEN_URL", env.get("TOKEN_URL", "") or "https://tokens.analytiks.ai"),
         api_audience=env.get("API_AUDIENCE", "").strip() or "https://gql.analytiks.ai",
         time_safety_margin_ms=_int(env, "TIME_SAFETY_MARGIN_MS", 60_000, 0, 900_000),
-        max_hops=_int(env, "MAX_HOPS", 200, 1, 100_000),
+        # At most 1,000 (the template's MaxHops MaxValue): each hop is an
+        # invocation of up to the function timeout.
+        max_hops=_int(env, "MAX_HOPS", 200, 1, MAX_HOPS_LIMIT),
         max_receive_count=_int(env, "MAX_RECEIVE_COUNT", 5, 1, 1_000),
         max_range_days=_int(env, "MAX_RANGE_DAYS", 3_660, 1, 36_600),
+        max_brands_per_event=_int(env, "MAX_BRANDS_PER_EVENT", 100, 1, 10_000),
+        max_windows_per_event=_int(env, "MAX_WINDOWS_PER_EVENT", 10_000, 1, 100_000),
+        api_max_rps=_rate(env, "API_MAX_RPS", 100_000.0),
+        # 1 is below the event source mapping's minimum (2) but useful locally.
+        max_concurrency=_int(env, "MAX_CONCURRENCY", 5, 1, 1_000),
     )

@@ -1,4 +1,7 @@
-"""Exception types, classified by what the run should do about them (DESIGN §6)."""
+"""Exception types, classified by what the run should do about them.
+
+See docs/contracts.md, "Failure rules".
+"""
 
 from __future__ import annotations
 
@@ -29,3 +32,23 @@ class MalformedResponse(PermanentError):
 
 class TransientError(ExportError):
     """Worth retrying later (throttling, 5xx, resets, timeouts, truncated bodies)."""
+
+
+class Throttled(TransientError):
+    """The API kept answering 429, or asked for a longer wait than an invocation should
+    sleep: the step backs off through the queue (a delayed checkpoint) instead.
+
+    `retry_after_s` is the API's Retry-After (uncapped), or our own backoff without one.
+    """
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class OutOfTime(TransientError):
+    """No request was sent: the invocation's time budget no longer allows one.
+
+    Not a failure of the API: a step that already walked pages checkpoints
+    here as planned (logged at INFO), and the next invocation goes on.
+    """

@@ -5,15 +5,57 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit
+
+from exporter.redaction import redact, redact_value
+
+if TYPE_CHECKING:
+    from exporter.ports import CallStats
 
 # The stack's ServiceName: its RunsFailed alarm filters on this metric dimension.
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "").strip() or "wifi-export"
 
-logger = Logger(service=SERVICE)
+# Attributes every LogRecord has; anything else on a record is an `extra` field.
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+}
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts a record's message and extra fields before any handler sees it
+    (ours, and whatever else listens: pytest's capture, a root handler)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, dict):
+            record.msg = redact_value(record.msg)
+        elif record.args or isinstance(record.msg, str):
+            record.msg = redact(record.getMessage())
+            record.args = None
+        for name, value in list(vars(record).items()):
+            if name not in _RECORD_FIELDS:
+                setattr(record, name, redact_value(value))
+        if record.exc_info and not record.exc_text:
+            # Standard formatters print `exc_text` when it is set.
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+class RedactingFormatter(LambdaPowertoolsFormatter):
+    """The structured log line is redacted whole (message, fields, the exception
+    and its stack trace) before it is serialized, so that no secret hides behind
+    JSON escaping (docs/reliability.md, "Secrets and hostile answers")."""
+
+    def serialize(self, log: Any) -> str:
+        return super().serialize(redact_value(log))
+
+
+logger = Logger(service=SERVICE, logger_formatter=RedactingFormatter())
+logger.addFilter(RedactingFilter())
 
 # At DEBUG, botocore logs whole response bodies (the Secrets Manager answer holds
 # the client secret) and signed request headers. Lambda's advanced logging
@@ -21,9 +63,29 @@ logger = Logger(service=SERVICE)
 # where they log nothing sensitive, whatever the root level is.
 for _library in ("botocore", "boto3", "s3transfer", "urllib3"):
     logging.getLogger(_library).setLevel(logging.INFO)
-metrics = Metrics(service=SERVICE, namespace="WifiExport")
+# The template sets the namespace (POWERTOOLS_METRICS_NAMESPACE) and the log level
+# (POWERTOOLS_LOG_LEVEL, which Powertools' Logger reads itself); these are the
+# defaults outside Lambda.
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "").strip() or "WifiExport"
+metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def api_metrics(stats: CallStats) -> None:
+    """What one step asked of the API, as metrics (each step has its own client).
+
+    The run-level metrics are added where they happen: `Hops` (step), `RunsSucceeded`,
+    `RunsFailed`, `RunsCancelled`, `RowsExported`, `BytesExported`, `RunDuration`
+    (finish). One dimension only, `service` (the template's dashboard and alarms).
+    """
+    if not stats.calls:
+        return
+    metrics.add_metric(name="ApiCalls", unit=MetricUnit.Count, value=stats.calls)
+    metrics.add_metric(name="ApiRetries", unit=MetricUnit.Count, value=stats.retries)
+    metrics.add_metric(name="ApiThrottles", unit=MetricUnit.Count, value=stats.throttles)
+    for latency in list(stats.latencies_ms):
+        metrics.add_metric(name="ApiLatency", unit=MetricUnit.Milliseconds, value=latency)
 
 
 def tracing_enabled() -> bool:
@@ -47,4 +109,13 @@ def traced(handler: Handler) -> Handler:
     return wrapped
 
 
-__all__ = ["SERVICE", "MetricUnit", "logger", "metrics", "traced", "tracing_enabled"]
+__all__ = [
+    "NAMESPACE",
+    "SERVICE",
+    "MetricUnit",
+    "api_metrics",
+    "logger",
+    "metrics",
+    "traced",
+    "tracing_enabled",
+]

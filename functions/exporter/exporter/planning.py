@@ -10,6 +10,11 @@ from exporter.config import TimeBasis
 # The API accepts at most 5 days a request (seed document, "Usage").
 MAX_WINDOW_DAYS = 5
 
+# The earliest day an on-demand run may export. The Glue table's partition
+# projection (`projection.dt.range` in template.yaml) starts on this day, so every
+# day the exporter accepts is queryable; tests/template holds the two equal.
+EARLIEST_DAY = date(2000, 1, 1)
+
 # With a local basis a day is complete only once it has ended in the westernmost
 # inhabited time zone (UTC-12).
 _LATEST_UTC_OFFSET = timedelta(hours=12)
@@ -17,17 +22,23 @@ _LATEST_UTC_OFFSET = timedelta(hours=12)
 
 @dataclass(frozen=True, slots=True)
 class Window:
+    """One unit of work: a v3 cursor chain, or a chain of a selection part's batches."""
+
     index: int
     first_day: date
     last_day: date
+    part: int = 0  # which part of a selection's ids; always 0 for a whole brand
 
     @property
     def days(self) -> int:
         return (self.last_day - self.first_day).days + 1
 
 
-def split_windows(first_day: date, last_day: date, window_days: int) -> list[Window]:
-    """Consecutive windows of at most `window_days` days covering first..last inclusive."""
+def split_windows(
+    first_day: date, last_day: date, window_days: int, parts: int = 1
+) -> list[Window]:
+    """Consecutive windows of at most `window_days` days covering first..last inclusive,
+    each repeated for every part of a selection (`parts` of them)."""
     if not 1 <= window_days <= MAX_WINDOW_DAYS:
         raise ValueError(f"window_days must be 1..{MAX_WINDOW_DAYS}, got {window_days}")
     if last_day < first_day:
@@ -36,7 +47,8 @@ def split_windows(first_day: date, last_day: date, window_days: int) -> list[Win
     start = first_day
     while start <= last_day:
         end = min(start + timedelta(days=window_days - 1), last_day)
-        windows.append(Window(len(windows), start, end))
+        first = len(windows)
+        windows.extend(Window(first + p, start, end, p) for p in range(parts))
         start = end + timedelta(days=1)
     return windows
 

@@ -1,8 +1,21 @@
-"""Row shaping: one v3 page of API records -> JSON Lines per `dt` partition (DESIGN §3).
+"""Row shaping: one v3 page of API records -> JSON Lines per `dt` partition.
+
+The row schema is in docs/contracts.md, "Row schema".
 
 A pure function of its input (plus a cache of parsed time keys), and the hot
 path of the exporter: lines are assembled as text from precomputed pieces
 instead of building a dict per row and serializing it.
+
+What the API may do beyond its document (docs/decisions.md, "Rows and files"):
+
+* a time key's own form decides its row's basis: `...Z` is UTC, no suffix is
+  local, an explicit offset (`+02:00`) is the location's wall-clock time at that
+  offset, kept in `utc_offset` (a `+00:00` key in a UTC request is plain UTC).
+  Rows in the other basis than the run's are written, labelled with theirs, and
+  counted (`mismatched_rows`);
+* a field the exporter does not know is an `extra` metric when it is a map of
+  time keys to natural numbers, and otherwise counted by name
+  (`unknown_fields`) and left out: the rows have no column for it.
 """
 
 from __future__ import annotations
@@ -13,9 +26,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
 
-from exporter.codec import dumps
 from exporter.config import TimeBasis
 from exporter.errors import MalformedResponse
+from exporter.json_codec import dumps
 from exporter.schema import METRIC_COLUMNS
 
 _IDENTITY_FIELDS: Final = frozenset({"locationId", "referenceNumber", "zoneId"})
@@ -25,6 +38,15 @@ _KEY_RE: Final = re.compile(
     r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$"
 )
 _MAX_METRIC_VALUE: Final = 2**63 - 1
+# UTC offsets in use on Earth: -12:00 (Baker Island) to +14:00 (Line Islands).
+_MIN_OFFSET_MINUTES: Final = -12 * 60
+_MAX_OFFSET_MINUTES: Final = 14 * 60
+# Unknown field names are reported (manifest, notification), cut to this length.
+MAX_FIELD_NAME: Final = 64
+# What a row of a time key is: kept in the run's basis, kept in the other, dropped.
+_SAME: Final = 0
+_OTHER: Final = 1
+_DROP: Final = -1
 
 
 @dataclass(slots=True)
@@ -35,28 +57,48 @@ class ShapedPage:
     rows: dict[str, int] = field(default_factory=dict)
     dropped_rows: int = 0
     location_ids: list[int] = field(default_factory=list)
+    # Rows written with the other time basis than the run's (their keys' form).
+    mismatched_rows: int = 0
+    # Unknown non-metric fields: name -> records that carried it.
+    unknown_fields: dict[str, int] = field(default_factory=dict)
 
 
 class RowShaper:
-    """Shapes pages for one run window: its run id, time basis and the days it may write."""
+    """Shapes pages for one run window: its run id, time basis and the days it may write.
 
-    def __init__(self, run_id: str, basis: TimeBasis, days: Iterable[date]) -> None:
+    `days` are the window's days. A row whose key is in the other basis than the
+    run's may land on any of `run_days` (default: `days`): its instant belongs
+    to this window, but its date in the other basis can be a neighbour window's.
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        basis: TimeBasis,
+        days: Iterable[date],
+        run_days: Iterable[date] | None = None,
+    ) -> None:
         self._basis = basis
         self._days = frozenset(d.isoformat() for d in days)
-        self._mid = f'","time_basis":"{basis}"'
-        self._end = f',"run_id":{dumps(run_id).decode()}}}\n'
-        # time key -> (ts column text, dt); the same keys recur on every page.
-        self._keys: dict[str, tuple[str, str]] = {}
+        self._run_days = (
+            self._days if run_days is None else frozenset(d.isoformat() for d in run_days)
+        )
+        self._run_id = dumps(run_id).decode()
+        self._end = f',"run_id":{self._run_id}}}\n'
+        # time key -> (dt, ts + time_basis text, line end, _SAME/_OTHER/_DROP);
+        # the same keys recur on every page.
+        self._keys: dict[str, tuple[str, str, str, int]] = {}
+        # Row identity (ts, basis, offset) -> the first key giving it. Two spellings
+        # of one bucket (`...Z` and `...+00:00` in a UTC run) would give two rows of
+        # one location the same identity; once seen, records are checked for it.
+        self._identities: dict[tuple[str, str], str] = {}
+        self._aliased = False
 
-    def _parse_key(self, key: str) -> tuple[str, str]:
+    def _parse_key(self, key: str) -> tuple[str, str, str, int]:
         match = _KEY_RE.match(key)
         if not match:
             raise MalformedResponse(f"time bucket key {key[:40]!r} is not an ISO 8601 timestamp")
         day, clock, suffix = match.groups()
-        if self._basis == "utc" and suffix not in ("Z", "+00:00", "+0000"):
-            raise MalformedResponse(f"time bucket key {key!r} is not UTC in a UTC request")
-        if self._basis == "local" and suffix == "Z":
-            raise MalformedResponse(f"time bucket key {key!r} is UTC in a local-time request")
         try:
             date.fromisoformat(day)
             hours, minutes, seconds = (int(x) for x in clock.split(":"))
@@ -64,9 +106,43 @@ class RowShaper:
             raise MalformedResponse(f"time bucket key {key!r} is not a valid date") from None
         if hours > 23 or minutes > 59 or seconds > 59:
             raise MalformedResponse(f"time bucket key {key!r} is not a valid time")
-        parsed = (f"{day} {clock}", day)
+        basis, offset = self._basis_of(key, suffix)
+        kind = _SAME if basis == self._basis else _OTHER
+        if day not in (self._days if kind == _SAME else self._run_days):
+            kind = _DROP
+        end = self._end
+        if offset is not None:
+            end = f',"run_id":{self._run_id},"utc_offset":"{offset}"}}\n'
+        parsed = (day, f'{day} {clock}","time_basis":"{basis}"', end, kind)
         self._keys[key] = parsed
+        if kind != _DROP and self._identities.setdefault((parsed[1], end), key) != key:
+            self._aliased = True
         return parsed
+
+    def _basis_of(self, key: str, suffix: str | None) -> tuple[TimeBasis, str | None]:
+        """The basis a key is in, by its form, and its explicit UTC offset (`+02:00`)."""
+        if suffix is None:
+            return "local", None
+        if suffix == "Z":
+            return "utc", None
+        sign, hours, minutes = suffix[0], int(suffix[1:3]), int(suffix[-2:])
+        total = (hours * 60 + minutes) * (-1 if sign == "-" else 1)
+        if minutes > 59 or not _MIN_OFFSET_MINUTES <= total <= _MAX_OFFSET_MINUTES:
+            raise MalformedResponse(f"time bucket key {key!r} has no valid UTC offset")
+        if total == 0 and self._basis == "utc":
+            return "utc", None  # +00:00 spells UTC in a UTC request
+        return "local", f"{'-' if total < 0 else '+'}{hours:02d}:{minutes:02d}"
+
+    def _refuse_twice(self, location: int, bucket_keys: set[str]) -> None:
+        """Fail if two of a location's keys are one bucket: its rows would be doubled."""
+        seen: dict[tuple[str, str], str] = {}
+        for key in sorted(bucket_keys):
+            _, ts, end, kind = self._keys[key]
+            if kind != _DROP and seen.setdefault((ts, end), key) != key:
+                raise MalformedResponse(
+                    f"location {location} reports one time bucket twice, as "
+                    f"{seen[ts, end][:40]!r} and {key[:40]!r}"
+                )
 
     def shape(self, data: Any) -> ShapedPage:
         if not isinstance(data, list):
@@ -74,20 +150,23 @@ class RowShaper:
         page = ShapedPage()
         lines = page.lines
         keys = self._keys
-        days = self._days
-        mid = self._mid
-        end = self._end
+        unknown_fields = page.unknown_fields
+        mismatched = 0
         for record in data:
-            location, prefix, metrics, extras, bucket_keys = _location(record)
+            location, prefix, metrics, extras, bucket_keys, unknown = _location(record)
             page.location_ids.append(location)
+            for name in unknown:
+                unknown_fields[name] = unknown_fields.get(name, 0) + 1
             # The innermost loop runs once per row: bound methods and one
             # comprehension, no per-row dict.
             getters = [(piece, series.get) for piece, series in metrics]
             for key in sorted(bucket_keys):
-                ts, dt = keys.get(key) or self._parse_key(key)
-                if dt not in days:
-                    page.dropped_rows += 1
-                    continue
+                dt, ts, end, kind = keys.get(key) or self._parse_key(key)
+                if kind:
+                    if kind == _DROP:
+                        page.dropped_rows += 1
+                        continue
+                    mismatched += 1
                 body = "".join(
                     [f"{piece}{v}" for piece, get in getters if (v := get(key)) is not None]
                 )
@@ -98,8 +177,11 @@ class RowShaper:
                 day_lines = lines.get(dt)
                 if day_lines is None:
                     lines[dt] = day_lines = []
-                day_lines.append(f"{prefix}{ts}{mid}{body}{end}")
+                day_lines.append(f"{prefix}{ts}{body}{end}")
+            if self._aliased:
+                self._refuse_twice(location, bucket_keys)
         page.rows = {dt: len(day_lines) for dt, day_lines in lines.items()}
+        page.mismatched_rows = mismatched
         return page
 
 
@@ -110,14 +192,52 @@ _INT: Final = frozenset({int})
 
 def _location(
     record: Any,
-) -> tuple[int, str, list[tuple[str, dict[str, int]]], list[tuple[str, dict[str, int]]], set[str]]:
+) -> tuple[
+    int,
+    str,
+    list[tuple[str, dict[str, int]]],
+    list[tuple[str, dict[str, int]]],
+    set[str],
+    list[str],
+]:
     """Validate one location record: (location id, line prefix, known metric series
-    in column order with their JSON pieces, unknown metric series, every bucket key)."""
+    in column order with their JSON pieces, unknown metric series, every bucket key,
+    names of unknown non-metric fields)."""
     if not isinstance(record, dict):
         raise MalformedResponse("a data item is not an object")
     location = record.get("locationId")
     if type(location) is not int or location <= 0:
         raise MalformedResponse(f"locationId {location!r} is not a positive integer")
+    known: list[tuple[int, str, dict[str, int]]] = []
+    extras: list[tuple[str, dict[str, int]]] = []
+    bucket_keys: set[str] = set()
+    unknown: list[str] = []
+    for metric, series in record.items():
+        if metric in _IDENTITY_FIELDS:
+            continue
+        piece = _PIECE.get(metric)
+        if piece is None and not _is_metric_map(series):
+            # Not ours and not a metric: harmless, counted, not kept (no column for it).
+            unknown.append(metric[:MAX_FIELD_NAME])
+            continue
+        if type(series) is not dict:
+            raise MalformedResponse(f"metric {metric!r} of location {location} is not a map")
+        if not series:
+            continue
+        if piece is not None and not _naturals(series):  # unknown maps: checked above
+            _refuse_values(metric, location, series)
+        bucket_keys.update(series)
+        if piece is None:
+            extras.append((metric, series))
+        else:
+            known.append((_ORDER[metric], piece, series))
+    known.sort()
+    metrics = [(piece, series) for _, piece, series in known]
+    return location, _prefix(record, location), metrics, extras, bucket_keys, unknown
+
+
+def _prefix(record: dict[str, Any], location: int) -> str:
+    """The line up to the opening quote of `ts`: the location's identity columns."""
     head = [f'{{"location_id":{location}']
     for api_field, column in (("referenceNumber", "reference_number"), ("zoneId", "zone_id")):
         value = record.get(api_field)
@@ -126,38 +246,30 @@ def _location(
                 raise MalformedResponse(f"{api_field} of location {location} is not a string")
             head.append(f',"{column}":{dumps(value).decode()}')
     head.append(',"ts":"')
-    known: list[tuple[int, str, dict[str, int]]] = []
-    extras: list[tuple[str, dict[str, int]]] = []
-    bucket_keys: set[str] = set()
-    for metric, series in record.items():
-        if metric in _IDENTITY_FIELDS:
-            continue
-        if type(series) is not dict:
-            raise MalformedResponse(f"metric {metric!r} of location {location} is not a map")
-        if not series:
-            continue
-        values = series.values()
-        # Checked a whole series at a time, in C: types first (bool is not int here).
-        if (
-            not _INT.issuperset(map(type, values))
-            or min(values) < 0
-            or max(values) > _MAX_METRIC_VALUE
-        ):
-            key, value = next(
-                (k, v)
-                for k, v in series.items()
-                if type(v) is not int or not 0 <= v <= _MAX_METRIC_VALUE
-            )
-            raise MalformedResponse(
-                f"metric {metric!r} of location {location} at {str(key)[:40]!r} "
-                f"is {value!r}, not a natural number"
-            )
-        bucket_keys.update(series)
-        piece = _PIECE.get(metric)
-        if piece is None:
-            extras.append((metric, series))
-        else:
-            known.append((_ORDER[metric], piece, series))
-    known.sort()
-    metrics = [(piece, series) for _, piece, series in known]
-    return location, "".join(head), metrics, extras, bucket_keys
+    return "".join(head)
+
+
+def _naturals(series: dict[Any, Any]) -> bool:
+    """Whether every value is a natural number that fits a bigint.
+
+    Checked a whole series at a time, in C: types first (bool is not int here).
+    """
+    values = series.values()
+    return _INT.issuperset(map(type, values)) and (
+        not series or (min(values) >= 0 and max(values) <= _MAX_METRIC_VALUE)
+    )
+
+
+def _refuse_values(metric: str, location: int, series: dict[Any, Any]) -> None:
+    key, value = next(
+        (k, v) for k, v in series.items() if type(v) is not int or not 0 <= v <= _MAX_METRIC_VALUE
+    )
+    raise MalformedResponse(
+        f"metric {metric!r} of location {location} at {str(key)[:40]!r} "
+        f"is {value!r}, not a natural number"
+    )
+
+
+def _is_metric_map(value: Any) -> bool:
+    """An unknown field is an `extra` metric if it maps time keys to natural numbers."""
+    return type(value) is dict and _naturals(value) and all(map(_KEY_RE.match, value))

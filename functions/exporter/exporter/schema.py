@@ -1,4 +1,4 @@
-"""The row schema of the Athena table (DESIGN §3): the one source of truth.
+"""The row schema of the Athena table (docs/contracts.md, "Row schema"): the one source of truth.
 
 The writer (rows.py), the Glue table in template.yaml (kept equal by
 tests/template) and the demo's queries all derive from these tuples.
@@ -25,8 +25,6 @@ METRIC_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("over60Mins", "over_60_mins"),
 )
 
-KNOWN_METRICS: Final[frozenset[str]] = frozenset(api for api, _ in METRIC_COLUMNS)
-
 # (column, Athena/Glue type) in table order. Partition keys are separate.
 COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("location_id", "bigint"),
@@ -37,13 +35,15 @@ COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     *((column, "bigint") for _, column in METRIC_COLUMNS),
     ("extra", "map<string,bigint>"),
     ("run_id", "string"),
+    # Added after the first release, so appended: the UTC offset the API's time key
+    # stated (`+02:00`), null when it stated none. It tells apart the two 02:00
+    # buckets of a local autumn night (docs/contracts.md, "Row schema").
+    ("utc_offset", "string"),
 )
 
-# brand_id is both a column of DESIGN §3 and a partition key: in Glue it is
+# brand_id is both a column of the row schema and a partition key: in Glue it is
 # declared once, as a partition key (Athena exposes it as a column).
 PARTITION_KEYS: Final[tuple[tuple[str, str], ...]] = (
     ("brand_id", "bigint"),
     ("dt", "date"),
 )
-
-TS_FORMAT: Final[str] = "%Y-%m-%d %H:%M:%S"

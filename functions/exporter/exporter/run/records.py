@@ -1,8 +1,7 @@
-"""State that crosses invocations: run plans, checkpoint tasks, step records, and their keys.
+"""The records that cross invocations: run ids, plans, checkpoint messages, step records.
 
-Every S3 key is a pure function of validated values (run id, window, step,
-date), so nothing from an event or an API response can steer a key outside
-the configured prefixes.
+Each is a frozen dataclass with its own JSON form, validated on the way in:
+a queue message is input like any event (docs/contracts.md, "Checkpoints").
 """
 
 from __future__ import annotations
@@ -13,16 +12,23 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
-from exporter import codec
-from exporter.api_client import MAX_CURSOR_LENGTH
+from exporter import json_codec
 from exporter.config import TimeBasis
 from exporter.errors import InvalidEvent
 from exporter.planning import Window
+from exporter.ports import MAX_CURSOR_LENGTH
+from exporter.selection import Selection
 
-TASK_VERSION: Final = 1
-_RUN_ID_RE: Final = re.compile(r"^(\d{8}T\d{9}Z)-b(\d{1,19})-([0-9a-f]{8})$")
-_DATA_NAME_RE: Final = re.compile(r"^(\d{8}T\d{9}Z-b\d{1,19}-[0-9a-f]{8})-w\d+-s\d+\.json\.gz$")
-_TASK_FIELDS: Final = frozenset({"v", "runId", "brandId", "window", "step", "cursor", "totals"})
+# Version 2 dropped the window totals that version 1 carried along the chain
+# (nothing read them). Version 1 messages still in flight during an upgrade
+# are accepted; their totals are validated and ignored.
+TASK_VERSION: Final = 2
+_TASK_FIELDS: Final = {
+    1: frozenset({"v", "runId", "brandId", "window", "step", "cursor", "totals"}),
+    2: frozenset({"v", "runId", "brandId", "window", "step", "cursor"}),
+}
+RUN_ID_PATTERN: Final = r"\d{8}T\d{9}Z-b\d{1,19}-[0-9a-f]{8}"
+_RUN_ID_RE: Final = re.compile(rf"^{RUN_ID_PATTERN}$")
 
 
 class InvalidTask(InvalidEvent):
@@ -40,12 +46,6 @@ def is_run_id(value: Any) -> bool:
     return isinstance(value, str) and _RUN_ID_RE.match(value) is not None
 
 
-def run_id_of_data_object(key: str) -> str | None:
-    """The run that wrote a table object, from its name; None for a foreign file."""
-    match = _DATA_NAME_RE.match(key.rsplit("/", 1)[-1])
-    return match.group(1) if match else None
-
-
 @dataclass(frozen=True, slots=True)
 class RunPlan:
     run_id: str
@@ -56,31 +56,58 @@ class RunPlan:
     trigger: str
     started_at: str
     windows: tuple[Window, ...]
+    # Chosen ids and the API variant of a selection run; None: the whole brand (v3).
+    selection: Selection | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The fields every document about a run starts with: the invoke's answer, the
+        plan, the manifest and the notification (docs/contracts.md)."""
+        return {
+            "runId": self.run_id,
+            "brandId": self.brand_id,
+            "startDate": self.first_day.isoformat(),
+            "endDate": self.last_day.isoformat(),
+            "timeBasis": self.basis,
+            **({"selection": self.selection_summary()} if self.selection else {}),
+        }
+
+    def selection_summary(self) -> dict[str, Any] | None:
+        """The selection without its (up to 10,000) ids: small enough for every message."""
+        if self.selection is None:
+            return None
+        s = self.selection
+        return {
+            "kind": s.kind,
+            "ids": len(s.ids),
+            "variant": s.variant,
+            **({"zoneId": s.zone_id} if s.zone_id else {}),
+        }
+
+    def windows_json(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "index": w.index,
+                "start": w.first_day.isoformat(),
+                "end": w.last_day.isoformat(),
+                **({"part": w.part} if self.selection else {}),
+            }
+            for w in self.windows
+        ]
 
     def to_json(self) -> bytes:
-        return codec.dumps_pretty(
+        return json_codec.dumps_pretty(
             {
-                "runId": self.run_id,
-                "brandId": self.brand_id,
-                "startDate": self.first_day.isoformat(),
-                "endDate": self.last_day.isoformat(),
-                "timeBasis": self.basis,
+                **self.summary(),
                 "trigger": self.trigger,
                 "startedAt": self.started_at,
-                "windows": [
-                    {
-                        "index": w.index,
-                        "start": w.first_day.isoformat(),
-                        "end": w.last_day.isoformat(),
-                    }
-                    for w in self.windows
-                ],
+                "windows": self.windows_json(),
+                **({"selectionIds": self.selection.to_dict()} if self.selection else {}),
             }
         )
 
     @classmethod
     def from_json(cls, raw: bytes) -> RunPlan:
-        doc = codec.loads(raw)
+        doc = json_codec.loads(raw)
         return cls(
             run_id=doc["runId"],
             brand_id=doc["brandId"],
@@ -90,15 +117,30 @@ class RunPlan:
             trigger=doc["trigger"],
             started_at=doc["startedAt"],
             windows=tuple(
-                Window(w["index"], date.fromisoformat(w["start"]), date.fromisoformat(w["end"]))
+                Window(
+                    w["index"],
+                    date.fromisoformat(w["start"]),
+                    date.fromisoformat(w["end"]),
+                    w.get("part", 0),
+                )
                 for w in doc["windows"]
             ),
+            selection=Selection.from_dict(doc["selectionIds"]) if "selectionIds" in doc else None,
         )
+
+
+# Distinct unknown field names a run reports; the rest are counted under OTHER_FIELDS
+# (an API that sent a new field name per location must not swell the notification).
+MAX_UNKNOWN_FIELDS: Final = 50
+OTHER_FIELDS: Final = "(other fields)"
 
 
 @dataclass(slots=True)
 class Totals:
-    """Counters carried along a window's chain of checkpoints."""
+    """Counters carried along a window's chain of checkpoints.
+
+    Step records written before a counter existed lack it: it reads as 0 (empty).
+    """
 
     rows: int = 0
     bytes: int = 0
@@ -106,22 +148,46 @@ class Totals:
     api_calls: int = 0
     retries: int = 0
     dropped_rows: int = 0
+    # Rows written in the other time basis than the run's (the API's keys said so).
+    mismatched_rows: int = 0
+    # Unknown non-metric fields of the API's records: name -> records that had it.
+    unknown_fields: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: Totals) -> None:
-        for counter in fields(self):
-            setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
+        for name in _COUNTERS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.count_fields(other.unknown_fields)
+
+    def count_fields(self, counts: dict[str, int]) -> None:
+        """Add unknown-field counts, keeping at most MAX_UNKNOWN_FIELDS names."""
+        mine = self.unknown_fields
+        for name, n in counts.items():
+            kept = name if name in mine or len(mine) < MAX_UNKNOWN_FIELDS else OTHER_FIELDS
+            mine[kept] = mine.get(kept, 0) + n
 
     @classmethod
     def from_dict(cls, raw: Any) -> Totals:
         if not isinstance(raw, dict):
             raise InvalidTask("totals: expected an object")
         values: dict[str, int] = {}
-        for name in (counter.name for counter in fields(cls)):
+        for name in _COUNTERS:
             value = raw.get(name, 0)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            if not _natural(value):
                 raise InvalidTask(f"totals.{name}: expected a natural number")
             values[name] = value
-        return cls(**values)
+        unknown = raw.get("unknown_fields", {})
+        if not isinstance(unknown, dict) or not all(
+            isinstance(k, str) and _natural(v) for k, v in unknown.items()
+        ):
+            raise InvalidTask("totals.unknown_fields: expected names with natural numbers")
+        return cls(**values, unknown_fields=dict(unknown))
+
+
+_COUNTERS: Final = tuple(f.name for f in fields(Totals) if f.type in (int, "int"))
+
+
+def _natural(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,10 +199,9 @@ class Task:
     window: int
     step: int
     cursor: str | None
-    totals: Totals = field(default_factory=Totals)
 
     def to_body(self) -> str:
-        return codec.dumps(
+        return json_codec.dumps(
             {
                 "v": TASK_VERSION,
                 "runId": self.run_id,
@@ -144,21 +209,22 @@ class Task:
                 "window": self.window,
                 "step": self.step,
                 "cursor": self.cursor,
-                "totals": asdict(self.totals),
             }
         ).decode()
 
     @classmethod
     def from_body(cls, body: str) -> Task:
         try:
-            doc = codec.loads(body.encode())
-        except codec.JSONDecodeError:
+            doc = json_codec.loads(body.encode())
+        except json_codec.JSONDecodeError:
             raise InvalidTask("checkpoint message: body is not JSON") from None
         if not isinstance(doc, dict):
             raise InvalidTask("checkpoint message: body is not a JSON object")
-        if doc.get("v") != TASK_VERSION:
-            raise InvalidTask(f"checkpoint message: unknown version {doc.get('v')!r}")
-        unknown = sorted(set(doc) - _TASK_FIELDS)
+        version = doc.get("v")
+        allowed = _TASK_FIELDS.get(version) if type(version) is int else None
+        if allowed is None:
+            raise InvalidTask(f"checkpoint message: unknown version {version!r}")
+        unknown = sorted(set(doc) - allowed)
         if unknown:
             raise InvalidTask(f"checkpoint message: unknown field(s) {', '.join(unknown)}")
         if not is_run_id(doc.get("runId")):
@@ -172,13 +238,14 @@ class Task:
             raise InvalidTask("checkpoint message: cursor is neither a string nor null")
         if cursor is not None and len(cursor) > MAX_CURSOR_LENGTH:
             raise InvalidTask(f"checkpoint message: cursor longer than {MAX_CURSOR_LENGTH}")
+        if "totals" in doc:
+            Totals.from_dict(doc["totals"])  # version 1: validated, then dropped
         return cls(
             run_id=doc["runId"],
             brand_id=doc["brandId"],
             window=doc["window"],
             step=doc["step"],
             cursor=cursor,
-            totals=Totals.from_dict(doc.get("totals", {})),
         )
 
 
@@ -204,13 +271,18 @@ class StepRecord:
     # Every location of the window up to this step, to catch an API that
     # returns a location twice (its rows would be counted twice).
     locations: tuple[int, ...] = ()
+    # Ids the API refused (v2 partial results), as it named them.
+    refused: tuple[int | str, ...] = ()
+    # SQS DelaySeconds of the next step's checkpoint: the step ended on a 429 storm
+    # and the window backs off through the queue (a re-send after a kill uses it too).
+    delay_s: int = 0
 
     @property
     def done(self) -> bool:
         return self.next_cursor is None
 
     def to_json(self) -> bytes:
-        return codec.dumps(
+        return json_codec.dumps(
             {
                 "window": self.window,
                 "step": self.step,
@@ -220,12 +292,14 @@ class StepRecord:
                 "totals": asdict(self.totals),
                 "finishedAt": self.finished_at,
                 "locations": self.locations,
+                "refused": self.refused,
+                **({"delaySeconds": self.delay_s} if self.delay_s else {}),
             }
         )
 
     @classmethod
     def from_json(cls, raw: bytes) -> StepRecord:
-        doc = codec.loads(raw)
+        doc = json_codec.loads(raw)
         return cls(
             window=doc["window"],
             step=doc["step"],
@@ -235,47 +309,6 @@ class StepRecord:
             totals=Totals.from_dict(doc["totals"]),
             finished_at=doc["finishedAt"],
             locations=tuple(doc.get("locations", ())),
+            refused=tuple(doc.get("refused", ())),
+            delay_s=int(doc.get("delaySeconds", 0)),
         )
-
-
-class RunKeys:
-    """Where everything of one run lives (DESIGN §3)."""
-
-    def __init__(self, state_prefix: str, data_prefix: str, run_id: str, brand_id: int) -> None:
-        if not is_run_id(run_id):
-            raise InvalidTask(f"not a run id: {run_id[:80]!r}")
-        self.run_id = run_id
-        self.brand_id = brand_id
-        self.root = f"{state_prefix}/runs/{run_id}/"
-        self._data = f"{data_prefix}/brand_id={brand_id}/"
-        self.plan = self.root + "plan.json"
-        self.status = self.root + "status.json"
-        self.manifest = self.root + "manifest.json"
-        self.failed = self.root + "failed.json"
-        self.committed = self.root + "committed.json"
-        self.notified = self.root + "notified.json"
-        self.steps_prefix = self.root + "steps/"
-        self.done_prefix = self.root + "done/"
-        self.lease_prefix = self.root + "commit/lease-"
-        self.staged_prefix = self.root + "staged/"
-
-    def step(self, window: int, step: int) -> str:
-        return f"{self.steps_prefix}w{window}/s{step}.json"
-
-    def enqueued(self, window: int, step: int) -> str:
-        return f"{self.steps_prefix}w{window}/s{step}.enqueued"
-
-    def done(self, window: int) -> str:
-        return f"{self.done_prefix}w{window}.json"
-
-    def lease(self, number: int) -> str:
-        return f"{self.lease_prefix}{number:06d}.json"
-
-    def staged(self, window: int, step: int, attempt: str, dt: str) -> str:
-        return f"{self.staged_prefix}w{window}/s{step}/{attempt}/dt={dt}.json.gz"
-
-    def partition(self, dt: str) -> str:
-        return f"{self._data}dt={dt}/"
-
-    def data_object(self, window: int, step: int, dt: str) -> str:
-        return f"{self.partition(dt)}{self.run_id}-w{window}-s{step}.json.gz"

@@ -1,0 +1,149 @@
+"""Keeping secrets and hostile text out of everything the exporter writes down.
+
+One redaction function, `redact`, knows every secret this process has seen:
+the client secret (registered when the API client reads its credentials) and
+every access token the token endpoint handed out. It runs
+
+* in the logger (`exporter.observability`): on every record's message and
+  fields, and on the finished structured log line before it is serialized;
+* wherever an error enters a record or a notification (`error_text`,
+  `describe`): the failure record, the status object, the SNS message.
+
+Redaction works on whole, unescaped text: it runs before anything is
+truncated (a secret straddling the cut would leak its prefix) and before
+anything is serialized or `repr`-ed (escaped characters would hide a secret
+from a plain search). Then error text is bounded to `MAX_ERROR_CHARS`:
+error text built from API data has no length of its own (docs/reliability.md,
+"Secrets and hostile answers").
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any, Final
+
+from exporter.errors import ExportError
+
+REDACTED: Final = "[redacted]"
+# Every error string that reaches a failure record, the status object or a
+# notification is at most this long (a cut one ends with a note saying so).
+MAX_ERROR_CHARS: Final = 1_000
+# Tokens remembered per process; a warm container sees a new one per expiry
+# (or per revocation). The oldest are forgotten first; client secrets never are.
+_MAX_TOKENS: Final = 512
+
+# Control characters (CR/LF among them) are folded to spaces in error text, so
+# an error is one line wherever it is shown.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9.]{0,63}")
+
+_lock = threading.Lock()
+_client_secrets: set[str] = set()
+_tokens: dict[str, None] = {}  # insertion-ordered: the oldest is evicted first
+_pattern: re.Pattern[str] | None = None  # of every known secret; None: build it anew
+_empty = True
+
+
+def remember_client_secret(secret: str) -> None:
+    _remember(secret, client_secret=True)
+
+
+def remember_token(token: str) -> None:
+    _remember(token, client_secret=False)
+
+
+def _remember(secret: str, *, client_secret: bool) -> None:
+    global _pattern, _empty
+    if not secret:
+        return
+    with _lock:
+        if secret in _client_secrets or secret in _tokens:
+            return
+        if client_secret:
+            _client_secrets.add(secret)
+        else:
+            _tokens[secret] = None
+            while len(_tokens) > _MAX_TOKENS:
+                del _tokens[next(iter(_tokens))]
+        _pattern, _empty = None, False
+
+
+def forget() -> None:
+    """Forget every remembered secret (a cold start; tests)."""
+    global _pattern, _empty
+    with _lock:
+        _client_secrets.clear()
+        _tokens.clear()
+        _pattern, _empty = None, True
+
+
+def _current_pattern() -> re.Pattern[str] | None:
+    global _pattern  # noqa: PLW0603
+    with _lock:
+        if _pattern is None and not _empty:
+            # Longest first: a secret that contains another is replaced whole.
+            known = sorted({*_client_secrets, *_tokens}, key=len, reverse=True)
+            _pattern = re.compile("|".join(re.escape(s) for s in known))
+        return _pattern
+
+
+def redact(text: str) -> str:
+    """`text` with every secret this process has seen replaced by `[redacted]`."""
+    if _empty or not text:
+        return text
+    pattern = _current_pattern()
+    return pattern.sub(REDACTED, text) if pattern is not None else text
+
+
+def redact_value(value: Any) -> Any:
+    """A copy of a JSON-like value with every string (keys too) redacted.
+
+    Anything that is not a JSON scalar, list or dict becomes its redacted
+    `str()`: what a JSON serializer would otherwise turn into text unredacted.
+    """
+    if isinstance(value, str):
+        return redact(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return {(redact(k) if isinstance(k, str) else k): redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v) for v in value]
+    return redact(str(value))
+
+
+def error_text(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """Error text fit for a record or a notification: redacted whole, then one
+    line, then at most `limit` characters."""
+    clean = _CONTROL.sub(" ", redact(text))
+    if len(clean) <= limit:
+        return clean  # so bounding bounded text changes nothing
+    note = f"… [cut, {len(clean):,} characters in all]"
+    return clean[: max(limit - len(note), 0)] + note
+
+
+def describe(exc: BaseException, limit: int = MAX_ERROR_CHARS) -> str:
+    """An exception as error text for records and notifications.
+
+    The exporter's own errors (`ExportError`) carry messages written for a
+    reader: their text is kept (redacted, bounded). Any other exception's
+    text is withheld: it may quote a request (http.client's ValueError for a
+    bad header quotes the header, bearer token and all) or a response. Only
+    its type is given, and an AWS error code where the exception has one.
+    """
+    name = type(exc).__name__
+    if isinstance(exc, ExportError):
+        return error_text(f"{name}: {exc}", limit)
+    code = _aws_error_code(exc)
+    return f"{name} ({code})" if code else name
+
+
+def _aws_error_code(exc: BaseException) -> str | None:
+    """botocore's ClientError code (`SlowDown`, `AccessDenied`), if it looks like one."""
+    response = getattr(exc, "response", None)
+    error = response.get("Error") if isinstance(response, dict) else None
+    code = error.get("Code") if isinstance(error, dict) else None
+    if isinstance(code, str) and _ERROR_CODE.fullmatch(code):
+        return code
+    return None

@@ -1,0 +1,184 @@
+"""Committing a finished run: copy its staged parts into the table, replace older runs'
+objects day by day, and write the manifest (docs/contracts.md, "S3 layout").
+
+Called only under the finishing lease (`finish`), and at most once to the end:
+a "committed" marker lets a later lease holder skip straight to notifying.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final
+
+from exporter import json_codec
+from exporter.errors import TransientError
+from exporter.observability import logger
+from exporter.planning import days_of
+from exporter.run.context import RunContext, iso
+from exporter.run.coverage import WHOLE, Coverage, coverage_of, remove_rows
+from exporter.run.keys import RunKeys, run_id_of_data_object
+from exporter.run.records import RunPlan, StagedObject, StepRecord, Totals
+
+_COPY_THREADS: Final = 8
+
+
+def commit_run(ctx: RunContext, plan: RunPlan, keys: RunKeys) -> dict[str, Any]:
+    """Make the run's rows the table's rows for its days; returns the manifest."""
+    if ctx.store.exists(keys.committed):
+        # A previous holder of the lease committed, then died before notifying.
+        manifest: dict[str, Any] = json_codec.loads(ctx.store.get(keys.manifest) or b"{}")
+        return manifest
+    records = read_records(ctx, keys)
+    by_dt: dict[str, list[StagedObject]] = defaultdict(list)
+    copies: list[tuple[str, str, str]] = []  # (dt, staged key, table key)
+    api = Totals()
+    for record in records:
+        api.add(record.totals)
+        for obj in record.objects:
+            by_dt[obj.dt].append(obj)
+            copies.append((obj.dt, obj.key, keys.data_object(record.window, record.step, obj.dt)))
+    # What this run replaces, recorded before anything reaches the table: a run
+    # committing the same days later needs it to let this one win where it is newer.
+    coverage = coverage_of(plan, records)
+    ctx.store.put(keys.coverage, coverage.to_json())
+    # Server-side copies, no data through the function; in parallel, since a
+    # long run has one object per (day, window, invocation).
+    with ThreadPoolExecutor(_COPY_THREADS, thread_name_prefix="commit") as pool:
+        list(pool.map(lambda copy: ctx.store.copy(copy[1], copy[2]), copies))
+    written: dict[str, list[str]] = defaultdict(list)
+    for dt, _, target in copies:
+        written[dt].append(target)
+    partitions = []
+    newer: dict[str, Coverage] = {}
+    # Every day of the run is settled, also days that now have no rows:
+    # a rerun must not leave an older run's rows behind.
+    for day in days_of(plan.first_day, plan.last_day):
+        dt = day.isoformat()
+        _settle(ctx, keys, dt, set(written[dt]), coverage=coverage, newer=newer)
+        partitions.append(
+            {
+                "dt": dt,
+                "rows": sum(o.rows for o in by_dt[dt]),
+                "objects": len(written[dt]),
+                "bytes": sum(o.bytes for o in by_dt[dt]),
+                "keys": sorted(written[dt]),
+            }
+        )
+    manifest = _manifest(ctx, plan, partitions, api, steps=len(records))
+    if plan.selection is not None:
+        manifest["refused"] = refused_ids(records)
+    ctx.store.put(keys.manifest, json_codec.dumps_pretty(manifest))
+    ctx.store.put_if_absent(keys.committed, json_codec.dumps({"at": manifest["finishedAt"]}))
+    return manifest
+
+
+def _settle(
+    ctx: RunContext,
+    keys: RunKeys,
+    dt: str,
+    mine: set[str],
+    *,
+    coverage: Coverage,
+    newer: dict[str, Coverage],
+) -> None:
+    """Newest run wins per location (or zone) and day; run ids sort by start time.
+
+    Older runs' objects lose the rows this run covers; this run's own objects
+    lose the rows a newer run (already committed here) covers. Whichever of two
+    runs commits last sees the other's objects, so the order does not matter.
+    """
+    covered = coverage.covers(dt)
+    for key in sorted(ctx.store.list_keys(keys.partition(dt))):
+        if key in mine:
+            continue
+        owner = run_id_of_data_object(key)
+        if owner is None:
+            logger.warning("foreign object in a partition left alone", extra={"key": key})
+        elif owner < keys.run_id:
+            if covered is not None:
+                remove_rows(ctx.store, key, covered)
+        elif owner != keys.run_id:
+            theirs = _coverage_of_run(ctx, owner, newer).covers(dt)
+            if theirs is not None:
+                for own in sorted(mine):
+                    remove_rows(ctx.store, own, theirs)
+
+
+def _coverage_of_run(ctx: RunContext, run_id: str, cache: dict[str, Coverage]) -> Coverage:
+    """A newer run's coverage, written before it copied anything into the table.
+
+    Runs of versions before selections existed wrote none: they were whole-brand.
+    """
+    if run_id not in cache:
+        raw = ctx.store.get(ctx.layout.coverage(run_id))
+        planned = raw is None and ctx.store.exists(ctx.layout.plan(run_id))
+        if planned and ctx.plan(run_id).selection is not None:
+            raise TransientError(f"run {run_id} has table objects but no coverage yet")
+        cache[run_id] = WHOLE if raw is None else Coverage.from_json(raw)
+    return cache[run_id]
+
+
+def refused_ids(records: list[StepRecord]) -> list[int | str]:
+    """Every id the API refused (v2), once, numbers first."""
+    ids = {i for record in records for i in record.refused}
+    return sorted(ids, key=lambda i: (isinstance(i, str), i if isinstance(i, int) else 0, str(i)))
+
+
+def read_records(ctx: RunContext, keys: RunKeys) -> list[StepRecord]:
+    return [
+        StepRecord.from_json(ctx.store.get(key) or b"")
+        for key in ctx.store.list_keys(keys.steps_prefix)
+        if key.endswith(".json")
+    ]
+
+
+def refusal_failure(ctx: RunContext, plan: RunPlan, keys: RunKeys) -> bytes | None:
+    """A v2 selection whose every id was refused fails (docs/contracts.md, "Events"):
+    record the failure, as any window would, before the commit could begin."""
+    if plan.selection is None or plan.selection.variant != "v2":
+        return None
+    records = read_records(ctx, keys)
+    if any(record.locations for record in records) or not any(r.refused for r in records):
+        return None
+    ids = refused_ids(records)
+    named = ", ".join(map(str, ids[:20])) + (" ..." if len(ids) > 20 else "")
+    error = f"API: every requested id was refused (401): {named}; nothing to export"
+    ctx.store.put_if_absent(keys.failed, json_codec.dumps({"error": error, "at": ctx.now_iso()}))
+    return ctx.store.get(keys.failed)
+
+
+def _manifest(
+    ctx: RunContext, plan: RunPlan, partitions: list[dict[str, Any]], api: Totals, steps: int
+) -> dict[str, Any]:
+    """What the run committed (docs/contracts.md, "Manifest")."""
+    return {
+        **plan.summary(),
+        "status": "succeeded",
+        "partitions": partitions,
+        "totals": {
+            "rows": sum(p["rows"] for p in partitions),
+            "objects": sum(p["objects"] for p in partitions),
+            "bytes": sum(p["bytes"] for p in partitions),
+            "partitions": len(partitions),
+            "droppedRowsOutsideRange": api.dropped_rows,
+        },
+        "api": {"calls": api.api_calls, "retries": api.retries, "pages": api.pages},
+        # What the API sent beyond its document (docs/contracts.md, "Manifest").
+        "unknownFields": dict(api.unknown_fields),
+        "timeBasisMismatch": _mismatch(plan, api.mismatched_rows),
+        "windows": len(plan.windows),
+        "steps": steps,
+        "startedAt": plan.started_at,
+        "finishedAt": iso(ctx.clock()),
+        "durationSeconds": round(ctx.seconds_since(plan), 3),
+    }
+
+
+def _mismatch(plan: RunPlan, rows: int) -> dict[str, Any] | None:
+    """Rows written labelled with the other basis than the run's, because the API's
+    time keys were in it (a `Z` in a local run, none in a UTC run); None if none."""
+    if not rows:
+        return None
+    answered = "utc" if plan.basis == "local" else "local"
+    return {"requested": plan.basis, "answered": answered, "rows": rows}

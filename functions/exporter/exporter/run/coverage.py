@@ -1,0 +1,138 @@
+"""Which rows of a partition a committed run replaces: its coverage, and filtering by it.
+
+A whole-brand run covers whole days. A selection run covers, on each of its
+days, only the rows of the locations it exported (location rows, not zone
+rows) or of the zone it exported (docs/contracts.md, "S3 layout"). Committing
+removes covered rows from older runs' objects, and removes newer runs'
+covered rows from the run's own objects, so that in every partition the
+newest run wins per location (or zone) and day, whatever order runs commit in.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Final, Literal
+
+from exporter import json_codec
+from exporter.gzip_writer import GZIP_LEVEL
+from exporter.ports import ObjectStore
+from exporter.run.records import RunPlan, StepRecord
+
+_REWRITE_ATTEMPTS: Final = 10
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    kind: Literal["all", "locations", "zone"]
+    zone: str | None = None
+    # locations: (first day, last day, location ids) ranges; days outside them: nothing.
+    ranges: tuple[tuple[date, date, frozenset[int]], ...] = field(default=())
+
+    def covers(self, dt: str) -> Callable[[Row], bool] | None:
+        """A predicate for the rows of day `dt` this run replaces; None if it covers none."""
+        if self.kind == "all":
+            return _everything
+        if self.kind == "zone":
+            zone = self.zone
+            return lambda row: row.get("zone_id") == zone
+        day = date.fromisoformat(dt)
+        ids = frozenset().union(*(ids for first, last, ids in self.ranges if first <= day <= last))
+        if not ids:
+            return None
+        return lambda row: row.get("zone_id") is None and row.get("location_id") in ids
+
+    def to_json(self) -> bytes:
+        return json_codec.dumps(
+            {
+                "kind": self.kind,
+                "zone": self.zone,
+                "ranges": [
+                    {"first": f.isoformat(), "last": last.isoformat(), "ids": sorted(ids)}
+                    for f, last, ids in self.ranges
+                ],
+            }
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Coverage:
+        doc = json_codec.loads(raw)
+        ranges = tuple(
+            (date.fromisoformat(r["first"]), date.fromisoformat(r["last"]), frozenset(r["ids"]))
+            for r in doc.get("ranges", ())
+        )
+        return cls(doc["kind"], doc.get("zone"), ranges)
+
+
+WHOLE: Final = Coverage("all")
+
+
+def _everything(row: Row) -> bool:
+    return True
+
+
+def coverage_of(plan: RunPlan, records: Iterable[StepRecord]) -> Coverage:
+    """What a finished run replaces, from its plan and its recorded steps."""
+    selection = plan.selection
+    if selection is None:
+        return WHOLE
+    if selection.zone_id is not None:
+        return Coverage("zone", zone=selection.zone_id)
+    # Per window of days: the ids its parts exported. Requested locations the
+    # API did not refuse are covered even without rows (their older rows go);
+    # a reference number is covered through the location the API answered with.
+    answered: dict[int, set[int]] = {}
+    refused: dict[int, set[int | str]] = {}
+    for record in records:
+        answered.setdefault(record.window, set()).update(record.locations)
+        refused.setdefault(record.window, set()).update(record.refused)
+    by_days: dict[tuple[date, date], set[int]] = {}
+    for index, ids in answered.items():
+        window = plan.windows[index]
+        covered = by_days.setdefault((window.first_day, window.last_day), set())
+        covered.update(ids)
+        if selection.kind == "locations":
+            no = refused[index]
+            covered.update(int(i) for i in selection.part_ids(window.part) if i not in no)
+    ranges: list[tuple[date, date, frozenset[int]]] = []
+    for (first, last), ids in sorted(by_days.items()):
+        if ranges and ranges[-1][2] == ids and ranges[-1][1] + timedelta(days=1) == first:
+            ranges[-1] = (ranges[-1][0], last, ranges[-1][2])  # merge equal neighbours
+        else:
+            ranges.append((first, last, frozenset(ids)))
+    return Coverage("locations", ranges=tuple(ranges))
+
+
+def remove_rows(store: ObjectStore, key: str, covered: Callable[[Row], bool]) -> int:
+    """Rewrite table object `key` without the covered rows (deleted if none is left).
+
+    Each rewrite is conditional on the version read (S3 `If-Match`), so two runs
+    filtering the same object concurrently cannot undo each other's removals;
+    the loser reads again. Removing only ever shrinks an object, so deleting one
+    whose rows are all covered is safe whatever another writer did meanwhile.
+    Returns the number of rows removed.
+    """
+    if covered is _everything:
+        store.delete([key])
+        return 0
+    for _ in range(_REWRITE_ATTEMPTS):
+        found = store.get_versioned(key)
+        if found is None:
+            return 0
+        body, etag = found
+        lines = gzip.decompress(body).splitlines(keepends=True)
+        kept = [line for line in lines if not covered(json_codec.loads(line))]
+        removed = len(lines) - len(kept)
+        if removed == 0:
+            return 0
+        if not kept:
+            store.delete([key])
+            return removed
+        packed = gzip.compress(b"".join(kept), compresslevel=GZIP_LEVEL, mtime=0)
+        if store.put_if_match(key, packed, etag):
+            return removed
+    raise RuntimeError(f"{key}: rewritten concurrently {_REWRITE_ATTEMPTS} times; retrying later")

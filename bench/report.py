@@ -42,7 +42,10 @@ without imports), CPU (user + sys) and peak RSS come from `os.wait4`'s
 rusage of that child. The fake API and moto run in other processes and are
 not in the CPU and RSS figures. Each figure is the median of the repetitions;
 the three modes run interleaved (rotating order) so drift hits them all. The
-fake's page cache is warmed by one untimed bare walk per workload. S3
+fake's page cache is warmed by one untimed bare walk per workload (and, where
+a selection is measured, one untimed selection run: it warms the v1 answers and
+leaves a committed selection, so every measured selection replaces one, as
+every measured exporter run after the first replaces whole days). S3
 requests are counted with a botocore `before-call` hook on the exporter's
 session. Cost figures use the template's `FunctionMemory` and the exporter's
 wall time (a conservative stand-in for billed duration: local HTTP and moto

@@ -339,6 +339,22 @@ class FakeAnalytiks:
             self._stats = Stats()
             self._arrivals = []
 
+    def warm_v3(self, brand: int, start: str, end: str) -> int:
+        """Render and cache every v3 page of one query in this process (no HTTP, no
+        latency), so a benchmark measures the exporter, not the fake's rendering.
+        Returns the pages; the counters are left as they were."""
+        query = self._parse_dates({"startDate": start, "endDate": end})
+        before = self.stats
+        cursor, pages = None, 0
+        while True:
+            body = {"brandId": brand} if cursor is None else {"brandId": brand, "cursor": cursor}
+            cursor = orjson.loads(self._v3(body, query, None))["cursor"]
+            pages += 1
+            if cursor is None:
+                with self._lock:
+                    self._stats = before
+                return pages
+
     def arrivals(self) -> list[float]:
         """When each data request (v1-v4) arrived, ``time.time()``, in arrival order."""
         with self._lock:

@@ -425,9 +425,9 @@ def test_a_cancel_just_after_the_lease_was_taken_still_wins(cli_lab: CliLab) -> 
     original = finish._take_lease
     answers: list[Any] = []
 
-    def lease(*args: Any, **kwargs: Any) -> bool:
+    def lease(*args: Any, **kwargs: Any) -> int | None:
         taken = original(*args, **kwargs)
-        if taken and not answers:
+        if taken is not None and not answers:
             answers.append(cli_lab.cli("cancel", run_id))
         return taken
 

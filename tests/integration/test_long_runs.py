@@ -211,14 +211,14 @@ def test_two_windows_finishing_together_commit_once(
 
     racing = {"on": True}
 
-    def finish_run(ctx: Any, plan: Any, inv: Any) -> None:
+    def finish_run(ctx: Any, plan: Any, inv: Any, **kwargs: Any) -> None:
         if racing["on"]:
             barrier.wait()  # both windows are done: both try to finish the run at once
-        original_finish(ctx, plan, inv)
+        original_finish(ctx, plan, inv, **kwargs)
 
-    def commit_run(ctx: Any, plan: Any, keys: Any) -> Any:
+    def commit_run(ctx: Any, plan: Any, keys: Any, **kwargs: Any) -> Any:
         commits["n"] += 1
-        return original_commit(ctx, plan, keys)
+        return original_commit(ctx, plan, keys, **kwargs)
 
     # Both look for a lease before either creates one, so both try to create lease 0:
     # only the conditional put lets one of them win.

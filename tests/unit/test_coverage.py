@@ -10,10 +10,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from exporter import json_codec
 from exporter.config import Settings
 from exporter.events import RunRequest
 from exporter.run.context import Invocation
-from exporter.run.coverage import Coverage, remove_rows
+from exporter.run.coverage import Coverage, identity, remove_rows
 from exporter.run.records import Task
 from exporter.run.start import enqueue_windows, plan_runs
 from exporter.run.step import run_step
@@ -36,9 +37,9 @@ def test_location_coverage_leaves_zone_rows_and_other_days_alone() -> None:
     cover = Coverage("locations", ranges=((DAY, DAY, frozenset({1, 2})),))
     covered = cover.covers("2023-06-01")
     assert covered is not None
-    assert covered({"location_id": 1, "zone_id": None})
-    assert not covered({"location_id": 1, "zone_id": "z"})
-    assert not covered({"location_id": 3})
+    assert covered((1, None))
+    assert not covered((1, "z"))
+    assert not covered((3, None))
     assert cover.covers("2023-06-02") is None
     assert Coverage.from_json(cover.to_json()) == cover
 
@@ -74,6 +75,56 @@ def test_removing_rows_rewrites_or_deletes_the_object() -> None:
     assert everything is not None
     assert remove_rows(store, "k", everything) == 1
     assert "k" not in store.objects  # nothing left: the object goes
+
+
+ZONE = "11111111-2222-3333-4444-555555555555"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    location=st.integers(0, 2**53),
+    reference=st.none() | st.text(max_size=20),
+    zone=st.none() | st.just(ZONE) | st.text(max_size=12),
+    after=st.text(max_size=20),
+)
+def test_a_lines_identity_read_off_its_head_is_what_parsing_it_says(
+    location: int, reference: str | None, zone: str | None, after: str
+) -> None:
+    # Lines as rows.py writes them (compact, columns in order), with any text in
+    # the strings: quotes, backslashes and key-like text must not fool the head.
+    row: dict[str, Any] = {"location_id": location}
+    if reference is not None:
+        row["reference_number"] = reference
+    if zone is not None:
+        row["zone_id"] = zone
+    row.update(ts="2023-06-01 00:00:00", time_basis="utc", visits=1, run_id=after)
+    line = json_codec.dumps(row) + b"\n"
+    assert identity(line) == (location, zone)
+
+
+def test_lines_in_another_shape_are_parsed() -> None:
+    assert identity(b'{"location_id": 7, "zone_id": "Z", "ts": "x"}\n') == (7, "Z")
+    assert identity(b'{"ts":"x","location_id":8}\n') == (8, None)
+    assert identity(b'{"location_id":9,"zone_id":"ABC","ts":"x"}\n') == (9, "ABC")
+
+
+def test_an_older_object_is_replaced_whole_only_when_all_it_can_hold_is_covered() -> None:
+    def locs(*ranges: tuple[date, date, set[int]]) -> Coverage:
+        return Coverage("locations", ranges=tuple((a, b, frozenset(ids)) for a, b, ids in ranges))
+
+    day2 = DAY + timedelta(days=1)
+    mine = locs((DAY, DAY, {1, 2, 3}), (day2, day2, {1}))
+    assert mine.replaces_all_of(locs((DAY, DAY, {1, 2})), "2023-06-01")
+    # Its rows of a neighbour day can land on this one: all its ids count.
+    assert not mine.replaces_all_of(locs((DAY, DAY, {1}), (day2, day2, {4})), "2023-06-01")
+    assert not mine.replaces_all_of(locs((DAY, DAY, {1, 2})), "2023-06-02")
+    assert not mine.replaces_all_of(Coverage("all"), "2023-06-01")
+    assert not mine.replaces_all_of(Coverage("zone", zone=ZONE), "2023-06-01")
+    zone = Coverage("zone", zone=ZONE)
+    assert zone.replaces_all_of(Coverage("zone", zone=ZONE), "2023-06-01")
+    assert not zone.replaces_all_of(Coverage("zone", zone="other"), "2023-06-01")
+    assert not zone.replaces_all_of(locs((DAY, DAY, {1})), "2023-06-01")
+    assert Coverage("all").replaces_all_of(zone, "2023-06-01")
 
 
 class RacingStore(MemoryStore):

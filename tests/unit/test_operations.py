@@ -126,7 +126,7 @@ def test_a_cancel_that_wins_the_slot_after_the_lease_stops_the_commit(
     ctx, store, queue, publisher, plan = start(settings)
     take = finish._take_lease
 
-    def then_cancel(*args: Any) -> bool:
+    def then_cancel(*args: Any) -> int | None:
         taken = take(*args)
         store.put_if_absent(ctx.keys(plan).cancel, CANCEL)
         return taken

@@ -7,7 +7,9 @@ policy, the clock), so a test builds the same context with other parts.
 from __future__ import annotations
 
 import functools
+import sys
 from datetime import UTC, datetime
+from typing import Final
 
 from exporter.api_client import AnalytiksClient, RetryPolicy
 from exporter.aws import S3Store, SnsPublisher, SqsQueue, read_credentials
@@ -24,6 +26,12 @@ def utc_now() -> datetime:
 # The production retry policy and clock; the composition root is where a test swaps them.
 RETRY_POLICY = RetryPolicy()
 CLOCK: Clock = utc_now
+
+# How long a thread may hold the GIL while another waits for it (CPython: 5 ms).
+# The page reader's next request and its answer wait for the GIL while the main
+# thread shapes rows; at 5 ms that cost each page about 1.5 ms of wall time
+# (docs/performance.md, "GIL switch interval").
+SWITCH_INTERVAL_S: Final = 0.0005
 
 
 @functools.cache
@@ -61,4 +69,5 @@ def build_context(
 
 @functools.cache
 def context() -> RunContext:
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # once per container, before any thread
     return build_context(settings(), policy=RETRY_POLICY, clock=CLOCK)

@@ -8,8 +8,7 @@ a "committed" marker lets a later lease holder skip straight to notifying.
 from __future__ import annotations
 
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final
+from typing import Any
 
 from exporter import json_codec
 from exporter.errors import TransientError
@@ -18,18 +17,31 @@ from exporter.planning import days_of
 from exporter.run.context import RunContext, iso
 from exporter.run.coverage import WHOLE, Coverage, coverage_of, remove_rows
 from exporter.run.keys import RunKeys, run_id_of_data_object
+from exporter.run.parallel import each_at_once
 from exporter.run.records import RunPlan, StagedObject, StepRecord, Totals
 
-_COPY_THREADS: Final = 8
 
+def commit_run(
+    ctx: RunContext,
+    plan: RunPlan,
+    keys: RunKeys,
+    *,
+    resumed: bool = True,
+    last_record: StepRecord | None = None,
+) -> dict[str, Any]:
+    """Make the run's rows the table's rows for its days; returns the manifest.
 
-def commit_run(ctx: RunContext, plan: RunPlan, keys: RunKeys) -> dict[str, Any]:
-    """Make the run's rows the table's rows for its days; returns the manifest."""
-    if ctx.store.exists(keys.committed):
+    `resumed`: an earlier lease holder may have committed (only the first holder,
+    lease 0, knows that nobody did). `last_record`: a record the caller holds.
+    """
+    if resumed and ctx.store.exists(keys.committed):
         # A previous holder of the lease committed, then died before notifying.
         manifest: dict[str, Any] = json_codec.loads(ctx.store.get(keys.manifest) or b"{}")
         return manifest
-    records = read_records(ctx, keys)
+    if last_record is not None and last_record.whole_run(plan):
+        records = [last_record]
+    else:
+        records = read_records(ctx, keys)
     by_dt: dict[str, list[StagedObject]] = defaultdict(list)
     copies: list[tuple[str, str, str]] = []  # (dt, staged key, table key)
     api = Totals()
@@ -42,29 +54,29 @@ def commit_run(ctx: RunContext, plan: RunPlan, keys: RunKeys) -> dict[str, Any]:
     # committing the same days later needs it to let this one win where it is newer.
     coverage = coverage_of(plan, records)
     ctx.store.put(keys.coverage, coverage.to_json())
-    # Server-side copies, no data through the function; in parallel, since a
+    # Server-side copies, no data through the function; side by side, since a
     # long run has one object per (day, window, invocation).
-    with ThreadPoolExecutor(_COPY_THREADS, thread_name_prefix="commit") as pool:
-        list(pool.map(lambda copy: ctx.store.copy(copy[1], copy[2]), copies))
+    each_at_once(lambda copy: ctx.store.copy(copy[1], copy[2]), copies)
     written: dict[str, list[str]] = defaultdict(list)
     for dt, _, target in copies:
         written[dt].append(target)
-    partitions = []
-    newer: dict[str, Coverage] = {}
-    # Every day of the run is settled, also days that now have no rows:
-    # a rerun must not leave an older run's rows behind.
-    for day in days_of(plan.first_day, plan.last_day):
-        dt = day.isoformat()
-        _settle(ctx, keys, dt, set(written[dt]), coverage=coverage, newer=newer)
-        partitions.append(
-            {
-                "dt": dt,
-                "rows": sum(o.rows for o in by_dt[dt]),
-                "objects": len(written[dt]),
-                "bytes": sum(o.bytes for o in by_dt[dt]),
-                "keys": sorted(written[dt]),
-            }
-        )
+    others: dict[str, Coverage] = {}  # other runs' coverage, read once
+    # Every day of the run is settled, also days that now have no rows: a rerun
+    # must not leave an older run's rows behind. (One after the other: moto, which
+    # the tests run on, lists a bucket while another thread deletes in it badly.)
+    days = [day.isoformat() for day in days_of(plan.first_day, plan.last_day)]
+    for dt in days:
+        _settle(ctx, keys, dt, set(written[dt]), coverage=coverage, others=others)
+    partitions = [
+        {
+            "dt": dt,
+            "rows": sum(o.rows for o in by_dt[dt]),
+            "objects": len(written[dt]),
+            "bytes": sum(o.bytes for o in by_dt[dt]),
+            "keys": sorted(written[dt]),
+        }
+        for dt in days
+    ]
     manifest = _manifest(ctx, plan, partitions, api, steps=len(records))
     if plan.selection is not None:
         manifest["refused"] = refused_ids(records)
@@ -80,7 +92,7 @@ def _settle(
     mine: set[str],
     *,
     coverage: Coverage,
-    newer: dict[str, Coverage],
+    others: dict[str, Coverage],
 ) -> None:
     """Newest run wins per location (or zone) and day; run ids sort by start time.
 
@@ -96,17 +108,23 @@ def _settle(
         if owner is None:
             logger.warning("foreign object in a partition left alone", extra={"key": key})
         elif owner < keys.run_id:
-            if covered is not None:
+            if covered is None:
+                continue
+            if coverage.kind == "all" or coverage.replaces_all_of(
+                _coverage_of_run(ctx, owner, others), dt
+            ):
+                ctx.store.delete([key])  # every row it can hold is replaced: no need to read it
+            else:
                 remove_rows(ctx.store, key, covered)
         elif owner != keys.run_id:
-            theirs = _coverage_of_run(ctx, owner, newer).covers(dt)
+            theirs = _coverage_of_run(ctx, owner, others).covers(dt)
             if theirs is not None:
                 for own in sorted(mine):
                     remove_rows(ctx.store, own, theirs)
 
 
 def _coverage_of_run(ctx: RunContext, run_id: str, cache: dict[str, Coverage]) -> Coverage:
-    """A newer run's coverage, written before it copied anything into the table.
+    """Another run's coverage, written before it copied anything into the table.
 
     Runs of versions before selections existed wrote none: they were whole-brand.
     """
@@ -126,11 +144,8 @@ def refused_ids(records: list[StepRecord]) -> list[int | str]:
 
 
 def read_records(ctx: RunContext, keys: RunKeys) -> list[StepRecord]:
-    return [
-        StepRecord.from_json(ctx.store.get(key) or b"")
-        for key in ctx.store.list_keys(keys.steps_prefix)
-        if key.endswith(".json")
-    ]
+    names = [key for key in ctx.store.list_keys(keys.steps_prefix) if key.endswith(".json")]
+    return [StepRecord.from_json(raw or b"") for raw in each_at_once(ctx.store.get, names)]
 
 
 def refusal_failure(ctx: RunContext, plan: RunPlan, keys: RunKeys) -> bytes | None:

@@ -18,6 +18,7 @@ from exporter.observability import logger
 from exporter.ports import Clock, ObjectStore, PageSource, Publisher, RemainingMs, TaskQueue
 from exporter.redaction import redact_value
 from exporter.run.keys import Layout, RunKeys
+from exporter.run.parallel import at_once
 from exporter.run.records import InvalidTask, RunPlan, Task
 
 _PLAN_CACHE: Final = 64
@@ -87,16 +88,21 @@ class RunContext:
 
     # -- shared protocol moves -----------------------------------------------
 
-    def hand_over(self, plan: RunPlan, tasks: Sequence[Task], delay_s: int = 0) -> int:
+    def hand_over(
+        self, plan: RunPlan, tasks: Sequence[Task], delay_s: int = 0, *, new_run: bool = False
+    ) -> int:
         """Send each task whose "enqueued" marker is absent, then create the markers.
 
         The marker is written after the send: a crash between the two re-sends
         the task (a duplicate, which the step record's conditional put absorbs)
         instead of stalling the window. Returns how many were sent. `delay_s`
-        holds the messages back (a throttled window backing off).
+        holds the messages back (a throttled window backing off). `new_run`: the
+        caller has just created the plan, so no marker can exist yet.
         """
         keys = self.keys(plan)
-        pending = [t for t in tasks if not self.store.exists(keys.enqueued(t.window, t.step))]
+        pending = [
+            t for t in tasks if new_run or not self.store.exists(keys.enqueued(t.window, t.step))
+        ]
         if not pending:
             return 0
         bodies = [t.to_body() for t in pending]
@@ -136,11 +142,20 @@ class RunContext:
         if state != "running":
             # Final states are written once, by the finisher under the lease: they win.
             body = self._status_body(plan, state, done, extra)
-            self.store.put(keys.status, body)
-            self.store.put(keys.history, body)
+            at_once(
+                lambda: self.store.put(keys.status, body),
+                lambda: self.store.put(keys.history, body),
+            )
         else:
             if history:
-                self.store.put(keys.history, self._status_body(plan, state, done, extra))
+                # A new run: its first status cannot exist yet, so no read first.
+                body = self._status_body(plan, state, done, extra)
+                _, first = at_once(
+                    lambda: self.store.put(keys.history, body),
+                    lambda: self.store.put_if_absent(keys.status, body),
+                )
+                if first:
+                    return
             self._write_progress(plan, keys, done, extra)
         logger.debug("status written", extra={"run_id": plan.run_id, "state": state})
 

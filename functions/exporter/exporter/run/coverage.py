@@ -11,6 +11,7 @@ newest run wins per location (or zone) and day, whatever order runs commit in.
 from __future__ import annotations
 
 import gzip
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -23,7 +24,16 @@ from exporter.run.records import RunPlan, StepRecord
 
 _REWRITE_ATTEMPTS: Final = 10
 
-Row = dict[str, Any]
+# A row's identity for coverage: (location_id, zone_id).
+Identity = tuple[Any, Any]
+Covered = Callable[[Identity], bool]
+
+# The head of every line rows.py writes: location, optional reference and zone, then ts.
+# A JSON string can hold `"` only escaped, so these keys cannot be matched inside a value.
+_HEAD: Final = re.compile(
+    rb'\{"location_id":(\d+)(?:,"reference_number":"(?:[^"\\]|\\.)*")?'
+    rb'(?:,"zone_id":"([0-9a-f-]*)")?,"ts":"'
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,18 +43,37 @@ class Coverage:
     # locations: (first day, last day, location ids) ranges; days outside them: nothing.
     ranges: tuple[tuple[date, date, frozenset[int]], ...] = field(default=())
 
-    def covers(self, dt: str) -> Callable[[Row], bool] | None:
+    def covers(self, dt: str) -> Covered | None:
         """A predicate for the rows of day `dt` this run replaces; None if it covers none."""
         if self.kind == "all":
             return _everything
         if self.kind == "zone":
             zone = self.zone
-            return lambda row: row.get("zone_id") == zone
-        day = date.fromisoformat(dt)
-        ids = frozenset().union(*(ids for first, last, ids in self.ranges if first <= day <= last))
+            return lambda row: row[1] == zone
+        ids = self._ids_on(dt)
         if not ids:
             return None
-        return lambda row: row.get("zone_id") is None and row.get("location_id") in ids
+        return lambda row: row[1] is None and row[0] in ids
+
+    def _ids_on(self, dt: str) -> frozenset[int]:
+        day = date.fromisoformat(dt)
+        return frozenset().union(*(ids for first, last, ids in self.ranges if first <= day <= last))
+
+    def replaces_all_of(self, older: Coverage, dt: str) -> bool:
+        """Whether this run, on day `dt`, replaces every row `older`'s objects can hold.
+
+        An object holds only rows of what its run covered; rows keyed in the other
+        time basis can land on a neighbour window's day, so all of the older run's
+        ids count, not just that day's. Then the object can go unread.
+        """
+        if self.kind == "all":
+            return True
+        if older.kind == "zone":
+            return self.kind == "zone" and self.zone == older.zone
+        if older.kind == "locations" and self.kind == "locations":
+            theirs = frozenset().union(*(ids for _, _, ids in older.ranges))
+            return theirs <= self._ids_on(dt)
+        return False
 
     def to_json(self) -> bytes:
         return json_codec.dumps(
@@ -71,8 +100,18 @@ class Coverage:
 WHOLE: Final = Coverage("all")
 
 
-def _everything(row: Row) -> bool:
+def _everything(row: Identity) -> bool:
     return True
+
+
+def identity(line: bytes) -> Identity:
+    """(location_id, zone_id) of a table line: read off its head, parsed only if need be."""
+    head = _HEAD.match(line)
+    if head is not None:
+        zone = head.group(2)
+        return int(head.group(1)), None if zone is None else zone.decode()
+    row = json_codec.loads(line)  # not the shape rows.py writes: read it properly
+    return row.get("location_id"), row.get("zone_id")
 
 
 def coverage_of(plan: RunPlan, records: Iterable[StepRecord]) -> Coverage:
@@ -107,7 +146,7 @@ def coverage_of(plan: RunPlan, records: Iterable[StepRecord]) -> Coverage:
     return Coverage("locations", ranges=tuple(ranges))
 
 
-def remove_rows(store: ObjectStore, key: str, covered: Callable[[Row], bool]) -> int:
+def remove_rows(store: ObjectStore, key: str, covered: Covered) -> int:
     """Rewrite table object `key` without the covered rows (deleted if none is left).
 
     Each rewrite is conditional on the version read (S3 `If-Match`), so two runs
@@ -125,7 +164,7 @@ def remove_rows(store: ObjectStore, key: str, covered: Callable[[Row], bool]) ->
             return 0
         body, etag = found
         lines = gzip.decompress(body).splitlines(keepends=True)
-        kept = [line for line in lines if not covered(json_codec.loads(line))]
+        kept = [line for line in lines if not covered(identity(line))]
         removed = len(lines) - len(kept)
         if removed == 0:
             return 0

@@ -18,29 +18,43 @@ from exporter.redaction import error_text
 from exporter.run import commit
 from exporter.run.context import Invocation, RunContext
 from exporter.run.keys import RunKeys, lease_number
-from exporter.run.records import RunPlan
+from exporter.run.parallel import at_once
+from exporter.run.records import RunPlan, StepRecord
 
 
-def finish_run(ctx: RunContext, plan: RunPlan, inv: Invocation) -> None:
-    """Commit and/or notify if the run is over; a no-op while windows are still open."""
+def finish_run(
+    ctx: RunContext, plan: RunPlan, inv: Invocation, *, last_record: StepRecord | None = None
+) -> None:
+    """Commit and/or notify if the run is over; a no-op while windows are still open.
+
+    `last_record`: the step record that completed a window, if the caller holds it
+    (a one-window run of one step then needs no listing of its records)."""
     keys = ctx.keys(plan)
-    if ctx.store.exists(keys.notified):
+    # Four reads, one round trip: markers are only ever created, so reading them
+    # together sees what reading them one by one would.
+    notified, failed_raw, cancel_request, done = at_once(
+        lambda: ctx.store.exists(keys.notified),
+        lambda: ctx.store.get(keys.failed),
+        lambda: cancel_requested(ctx, keys),
+        lambda: ctx.windows_done(plan),
+    )
+    if notified:
         return
-    failed_raw = ctx.store.get(keys.failed)
-    cancelling = cancel_requested(ctx, keys) is not None
+    cancelling = cancel_request is not None
     if failed_raw is None and not cancelling:
-        done = ctx.windows_done(plan)
         if done < len(plan.windows):
             ctx.write_status(plan, state="running", windows_done=done)
             return
-    if failed_raw is None and not cancelling:
         failed_raw = commit.refusal_failure(ctx, plan, keys)
-    if not _take_lease(ctx, keys, inv):
+    lease = _take_lease(ctx, keys, inv)
+    if lease is None:
         # Someone holds the lease: keep this work alive (retried after the
         # visibility timeout) until the run is notified, so the run still
         # finishes if the holder died, once its lease has expired.
         raise TransientError(f"run {plan.run_id} is being finished by another invocation")
-    if ctx.store.exists(keys.notified):
+    # Only lease holders commit and notify: the first holder finds neither done.
+    resumed = lease > 0
+    if resumed and ctx.store.exists(keys.notified):
         return
     cancel = _close_cancel_slot(ctx, keys, failed=failed_raw is not None)
     duration = round(ctx.seconds_since(plan), 3)
@@ -49,25 +63,30 @@ def finish_run(ctx: RunContext, plan: RunPlan, inv: Invocation) -> None:
         error = _recorded_error(failed_raw) if failed_raw is not None else None
         subject, body = notify.cancelled_message(plan, cancel, duration, error)
         _publish(ctx, plan, subject, body, "cancelled")
-        ctx.write_status(plan, state="cancelled", cancel=cancel, rows=0, error=error, **ended)
+        ctx.write_status(
+            plan, state="cancelled", windows_done=done, cancel=cancel, rows=0, error=error, **ended
+        )
         metrics.add_metric(name="RunsCancelled", unit=MetricUnit.Count, value=1)
     elif failed_raw is not None:
         error = _recorded_error(failed_raw)
         subject, body = notify.failure_message(plan, error, ctx.seconds_since(plan))
         _publish(ctx, plan, subject, body, "failed")
-        ctx.write_status(plan, state="failed", error=error, rows=0, **ended)
+        ctx.write_status(plan, state="failed", windows_done=done, error=error, rows=0, **ended)
         metrics.add_metric(name="RunsFailed", unit=MetricUnit.Count, value=1)
     else:
-        manifest = commit.commit_run(ctx, plan, keys)
-        # The long-lived copy (the run's own folder expires with the staging).
-        ctx.store.put(keys.history_manifest, json_codec.dumps_pretty(manifest))
+        manifest = commit.commit_run(ctx, plan, keys, resumed=resumed, last_record=last_record)
         uri = f"s3://{ctx.settings.bucket_name}/{keys.manifest}"
         subject, body = notify.success_message(plan, manifest, uri)
-        _publish(ctx, plan, subject, body, "succeeded")
+        at_once(
+            # The long-lived copy (the run's own folder expires with the staging).
+            lambda: ctx.store.put(keys.history_manifest, json_codec.dumps_pretty(manifest)),
+            lambda: _publish(ctx, plan, subject, body, "succeeded"),
+        )
         totals = manifest["totals"]
         ctx.write_status(
             plan,
             state="succeeded",
+            windows_done=len(plan.windows),
             totals=totals,
             api=manifest["api"],
             rows=totals["rows"],
@@ -129,8 +148,9 @@ def fail_run(ctx: RunContext, run_id: str, error: str, inv: Invocation) -> None:
     finish_run(ctx, plan, inv)
 
 
-def _take_lease(ctx: RunContext, keys: RunKeys, inv: Invocation) -> bool:
-    """Take the finishing lease unless a holder's lease is still running.
+def _take_lease(ctx: RunContext, keys: RunKeys, inv: Invocation) -> int | None:
+    """Take the finishing lease unless a holder's lease is still running: its number,
+    or None.
 
     A lease lasts until its holder's Lambda deadline, after which the next
     number is free; the conditional put decides between two takers.
@@ -142,11 +162,11 @@ def _take_lease(ctx: RunContext, keys: RunKeys, inv: Invocation) -> bool:
         raw = ctx.store.get(leases[-1])
         holder: dict[str, Any] = json_codec.loads(raw) if raw else {"expiresAt": 0}
         if holder["expiresAt"] > now:
-            return False
+            return None
         number = lease_number(leases[-1]) + 1
     expires = now + inv.remaining_ms() / 1000.0
     lease = json_codec.dumps({"holder": inv.holder, "expiresAt": expires})
-    return ctx.store.put_if_absent(keys.lease(number), lease)
+    return number if ctx.store.put_if_absent(keys.lease(number), lease) else None
 
 
 def _publish(

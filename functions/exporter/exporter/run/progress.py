@@ -19,10 +19,16 @@ from exporter.run.records import StepRecord
 COUNTERS = ("rows", "bytes", "pages", "apiCalls", "retries")
 
 
-def record_progress(ctx: RunContext, keys: RunKeys, record: StepRecord) -> None:
-    """Add a recorded step to its window's progress (once per step)."""
+def record_progress(
+    ctx: RunContext, keys: RunKeys, record: StepRecord, *, fresh: bool = False
+) -> None:
+    """Add a recorded step to its window's progress (once per step).
+
+    `fresh`: the caller has just created the step record, so nothing counted it
+    yet; a window's first step then has nothing to add to and is written unread.
+    """
     key = keys.progress(record.window)
-    raw = ctx.store.get(key)
+    raw = None if fresh and record.step == 0 else ctx.store.get(key)
     before: dict[str, Any] | None = json_codec.loads(raw) if raw else None
     if before is not None and before.get("step", -1) >= record.step:
         return  # this step (a redelivery) or a later one is already counted

@@ -281,6 +281,10 @@ class StepRecord:
     def done(self) -> bool:
         return self.next_cursor is None
 
+    def whole_run(self, plan: RunPlan) -> bool:
+        """Whether this record is all the run recorded: the one step of its one window."""
+        return len(plan.windows) == 1 and self.step == 0 and self.done
+
     def to_json(self) -> bytes:
         return json_codec.dumps(
             {

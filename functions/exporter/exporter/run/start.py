@@ -43,9 +43,9 @@ def start_runs(ctx: RunContext, request: RunRequest, inv: Invocation) -> dict[st
     inline = request.trigger == "scheduled" and ctx.settings.api_max_rps is None
 
     def launch(brand_id: int, skip_first: bool) -> RunPlan:
-        plan = _plan_run(ctx, request, started_at, windows, brand_id)
+        plan, created = _plan_run(ctx, request, started_at, windows, brand_id)
         try:
-            enqueue_windows(ctx, plan, skip_first=skip_first)
+            enqueue_windows(ctx, plan, skip_first=skip_first, new_run=created)
         except Exception as exc:
             # Windows that never reach the queue would leave the run open and
             # silent: fail it (one notification), then let the caller see why.
@@ -75,7 +75,7 @@ def plan_runs(ctx: RunContext, request: RunRequest) -> list[RunPlan]:
     """
     started_at = _first_start(ctx, request)
     windows = _windows(ctx, request)
-    return [_plan_run(ctx, request, started_at, windows, b) for b in request.brand_ids]
+    return [_plan_run(ctx, request, started_at, windows, b)[0] for b in request.brand_ids]
 
 
 def _windows(ctx: RunContext, request: RunRequest) -> tuple[Window, ...]:
@@ -92,8 +92,8 @@ def _plan_run(
     started_at: datetime,
     windows: tuple[Window, ...],
     brand_id: int,
-) -> RunPlan:
-    """Plan one brand's run (or find the plan a first attempt wrote)."""
+) -> tuple[RunPlan, bool]:
+    """Plan one brand's run (or find the plan a first attempt wrote); True if new."""
     run_id = make_run_id(started_at, brand_id, request.request_key)
     plan = RunPlan(
         run_id=run_id,
@@ -116,7 +116,7 @@ def _plan_run(
     logger.info(
         "run planned", extra={"run_id": run_id, "brand_id": brand_id, "windows": len(windows)}
     )
-    return plan
+    return plan, created
 
 
 def _first_start(ctx: RunContext, request: RunRequest) -> datetime:
@@ -130,11 +130,15 @@ def _first_start(ctx: RunContext, request: RunRequest) -> datetime:
     return datetime.fromisoformat(earlier) if isinstance(earlier, str) else mine
 
 
-def enqueue_windows(ctx: RunContext, plan: RunPlan, *, skip_first: bool = False) -> int:
-    """Send step 0 of every window (but the first, when it runs inline)."""
+def enqueue_windows(
+    ctx: RunContext, plan: RunPlan, *, skip_first: bool = False, new_run: bool = False
+) -> int:
+    """Send step 0 of every window (but the first, when it runs inline).
+
+    `new_run`: this invocation created the plan (nothing of it was sent before)."""
     first = 1 if skip_first else 0
     tasks = [Task(plan.run_id, plan.brand_id, w.index, 0, None) for w in plan.windows[first:]]
-    return ctx.hand_over(plan, tasks)
+    return ctx.hand_over(plan, tasks, new_run=new_run)
 
 
 def _run_first_window_inline(ctx: RunContext, plan: RunPlan, inv: Invocation) -> None:

@@ -19,11 +19,13 @@ from typing import Final
 
 from exporter import json_codec
 from exporter.errors import PermanentError, Throttled
+from exporter.gzip_writer import GzipWriter
 from exporter.observability import MetricUnit, logger, metrics
 from exporter.ports import MAX_QUEUE_DELAY_S
 from exporter.run import finish, progress
 from exporter.run.context import Invocation, RunContext
 from exporter.run.keys import RunKeys
+from exporter.run.parallel import at_once, each_at_once
 from exporter.run.records import InvalidTask, RunPlan, StagedObject, StepRecord, Task
 from exporter.run.walk import Walked, walk_window
 
@@ -46,12 +48,16 @@ def run_step(ctx: RunContext, task: Task, inv: Invocation) -> None:
     if task.brand_id != plan.brand_id or task.window >= len(plan.windows):
         raise InvalidTask("checkpoint message does not match its run's plan")
     keys = ctx.keys(plan)
-    if ctx.store.exists(keys.failed) or finish.cancel_requested(ctx, keys) is not None:
+    failed, cancel, existing = at_once(
+        lambda: ctx.store.exists(keys.failed),
+        lambda: finish.cancel_requested(ctx, keys),
+        lambda: ctx.store.get(keys.step(task.window, task.step)),
+    )
+    if failed or cancel is not None:
         # Another window failed the run, or a person cancelled it: make sure it
         # was reported, then stop.
         finish.finish_run(ctx, plan, inv)
         return
-    existing = ctx.store.get(keys.step(task.window, task.step))
     if existing is not None:
         record = StepRecord.from_json(existing)
         logger.info(
@@ -78,7 +84,7 @@ def run_step(ctx: RunContext, task: Task, inv: Invocation) -> None:
         if recorded is None:
             return
         record = recorded
-    _follow_up(ctx, plan, task, record, inv)
+    _follow_up(ctx, plan, task, record, inv, fresh=existing is None)
 
 
 def _back_off(ctx: RunContext, plan: RunPlan, keys: RunKeys, task: Task, exc: Throttled) -> None:
@@ -150,15 +156,19 @@ def _record(
     """Stage the walked rows and record the step; None if a duplicate recorded it first."""
     totals = walked.totals
     attempt = secrets.token_hex(6)
-    objects: list[StagedObject] = []
-    for dt, writer in sorted(walked.writers.items()):
+
+    def stage(item: tuple[str, GzipWriter]) -> StagedObject:
+        dt, writer = item
         body, size = writer.finish()
         key = keys.staged(task.window, task.step, attempt, dt)
         with body:
             ctx.store.put(key, body)
-        objects.append(StagedObject(dt, key, writer.rows, size))
-        totals.rows += writer.rows
-        totals.bytes += size
+        return StagedObject(dt, key, writer.rows, size)
+
+    objects = each_at_once(stage, sorted(walked.writers.items()))
+    for staged in objects:
+        totals.rows += staged.rows
+        totals.bytes += staged.bytes
     record = StepRecord(
         window=task.window,
         step=task.step,
@@ -195,10 +205,12 @@ def _record(
 
 
 def _follow_up(
-    ctx: RunContext, plan: RunPlan, task: Task, record: StepRecord, inv: Invocation
+    ctx: RunContext, plan: RunPlan, task: Task, record: StepRecord, inv: Invocation, *, fresh: bool
 ) -> None:
-    """Hand the window's next step to the queue, or mark the window done and try to finish."""
-    progress.record_progress(ctx, ctx.keys(plan), record)
+    """Hand the window's next step to the queue, or mark the window done and try to finish.
+
+    `fresh`: this invocation recorded the step (else it found it recorded)."""
+    keys = ctx.keys(plan)
     if not record.done:
         next_step = task.step + 1
         if next_step > ctx.settings.max_hops:
@@ -207,7 +219,12 @@ def _follow_up(
                 "invocations (MAX_HOPS): stopping a runaway chain"
             )
         following = Task(plan.run_id, plan.brand_id, task.window, next_step, record.next_cursor)
-        if ctx.hand_over(plan, [following], delay_s=record.delay_s):
+        # The window's own progress object and the hand-over do not depend on each other.
+        _, sent = at_once(
+            lambda: progress.record_progress(ctx, keys, record, fresh=fresh),
+            lambda: ctx.hand_over(plan, [following], delay_s=record.delay_s),
+        )
+        if sent:
             metrics.add_metric(name="Hops", unit=MetricUnit.Count, value=1)
         ctx.write_status(
             plan,
@@ -216,5 +233,8 @@ def _follow_up(
         )
         return
     done = json_codec.dumps({"window": task.window, "steps": task.step + 1})
-    ctx.store.put_if_absent(ctx.keys(plan).done(task.window), done)
-    finish.finish_run(ctx, plan, inv)
+    at_once(
+        lambda: progress.record_progress(ctx, keys, record, fresh=fresh),
+        lambda: ctx.store.put_if_absent(keys.done(task.window), done),
+    )
+    finish.finish_run(ctx, plan, inv, last_record=record)

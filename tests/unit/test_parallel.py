@@ -1,0 +1,54 @@
+"""Independent store calls side by side: results in order, every call ended before an error."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from exporter.run.parallel import at_once, each_at_once
+
+
+class Killed(BaseException):
+    pass
+
+
+def test_calls_overlap_and_results_keep_their_order() -> None:
+    barrier = threading.Barrier(3, timeout=5)  # only passes if all three run at once
+
+    def call(value: str) -> str:
+        barrier.wait()
+        return value
+
+    assert at_once(lambda: call("a"), lambda: call("b"), lambda: call("c")) == ("a", "b", "c")
+
+
+def test_each_at_once_is_a_map_in_order() -> None:
+    assert each_at_once(lambda n: n * n, range(20)) == [n * n for n in range(20)]
+    assert each_at_once(lambda n: n, []) == []
+
+
+def test_an_error_is_raised_only_after_every_call_ended() -> None:
+    ended: list[str] = []
+
+    def slow() -> None:
+        time.sleep(0.2)
+        ended.append("slow")
+
+    def fail() -> None:
+        raise ValueError("first")
+
+    with pytest.raises(ValueError, match="first"):
+        at_once(fail, slow)
+    assert ended == ["slow"]
+
+
+def test_the_first_error_in_argument_order_wins_and_kills_pass_through() -> None:
+    def boom(exc: BaseException) -> None:
+        raise exc
+
+    with pytest.raises(KeyError):
+        at_once(lambda: None, lambda: boom(KeyError("a")), lambda: boom(ValueError("b")))
+    with pytest.raises(Killed):
+        each_at_once(lambda n: boom(Killed()) if n == 3 else n, range(5))

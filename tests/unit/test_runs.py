@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from exporter.config import Settings
-from exporter.errors import MalformedResponse
+from exporter.errors import InvalidTask, MalformedResponse
 from exporter.events import RunRequest
 from exporter.run.context import Invocation, RunContext
-from exporter.run.records import InvalidTask, Task
+from exporter.run.records import Task
 from exporter.run.start import enqueue_windows, plan_runs
 from exporter.run.step import run_step
 from tests.fakes import MemoryPublisher, MemoryQueue, MemoryStore, ScriptedPages, memory_context

@@ -8,16 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from exporter.errors import InvalidTask
 from exporter.run.keys import Layout, run_id_of_data_object
-from exporter.run.records import (
-    MAX_UNKNOWN_FIELDS,
-    OTHER_FIELDS,
-    InvalidTask,
-    StepRecord,
-    Task,
-    Totals,
-    make_run_id,
-)
+from exporter.run.records import StepRecord, Task, make_run_id
+from exporter.run.totals import MAX_UNKNOWN_FIELDS, OTHER_FIELDS, Totals
 
 RUN = make_run_id(datetime(2023, 6, 8, 1, 2, 3, 456789, tzinfo=UTC), 1234, "request")
 

@@ -22,6 +22,10 @@ class InvalidEvent(PermanentError):
     """An event we cannot act on; nothing is written."""
 
 
+class InvalidTask(InvalidEvent):
+    """A queue message that is not ours, or was tampered with: dropped, never retried."""
+
+
 class ApiRejected(PermanentError):
     """The API refused the request (400, or 401 for the brand after a fresh token)."""
 

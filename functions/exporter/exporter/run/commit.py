@@ -18,7 +18,8 @@ from exporter.run.context import RunContext, iso
 from exporter.run.coverage import WHOLE, Coverage, coverage_of, remove_rows
 from exporter.run.keys import RunKeys, run_id_of_data_object
 from exporter.run.parallel import each_at_once
-from exporter.run.records import RunPlan, StagedObject, StepRecord, Totals
+from exporter.run.records import RunPlan, StagedObject, StepRecord
+from exporter.run.totals import Totals
 
 
 def commit_run(

@@ -14,12 +14,13 @@ from typing import Any, Final
 
 from exporter import json_codec
 from exporter.config import Settings
+from exporter.errors import InvalidTask
 from exporter.observability import logger
 from exporter.ports import Clock, ObjectStore, PageSource, Publisher, RemainingMs, TaskQueue
 from exporter.redaction import redact_value
 from exporter.run.keys import Layout, RunKeys
 from exporter.run.parallel import at_once
-from exporter.run.records import InvalidTask, RunPlan, Task
+from exporter.run.records import RunPlan, Task
 
 _PLAN_CACHE: Final = 64
 # Attempts of one compare-and-swap status write before giving up on it (a later

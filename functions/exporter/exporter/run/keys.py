@@ -11,7 +11,8 @@ import hashlib
 import re
 from typing import Final
 
-from exporter.run.records import RUN_ID_PATTERN, InvalidTask, is_run_id
+from exporter.errors import InvalidTask
+from exporter.run.records import RUN_ID_PATTERN, is_run_id
 
 _DATA_NAME_RE: Final = re.compile(rf"^({RUN_ID_PATTERN})-w\d+-s\d+\.json\.gz$")
 _LEASE_RE: Final = re.compile(r"lease-(\d{6})\.json$")

@@ -13,12 +13,12 @@ Returning means "done with this message" (SQS deletes it); raising means
 
 from __future__ import annotations
 
-from exporter.errors import ExportError, PermanentError, TransientError
+from exporter.errors import ExportError, InvalidTask, PermanentError, TransientError
 from exporter.observability import MetricUnit, logger, metrics
 from exporter.redaction import describe
 from exporter.run import finish, step
 from exporter.run.context import Invocation, RunContext
-from exporter.run.records import InvalidTask, Task
+from exporter.run.records import Task
 
 
 def handle_message(ctx: RunContext, body: str, receive_count: int, inv: Invocation) -> None:

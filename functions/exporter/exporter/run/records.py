@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
 from exporter import json_codec
 from exporter.config import TimeBasis
-from exporter.errors import InvalidEvent
+from exporter.errors import InvalidTask
 from exporter.planning import Window
 from exporter.ports import MAX_CURSOR_LENGTH
+from exporter.run.totals import Totals
 from exporter.selection import Selection
 
 # Version 2 dropped the window totals that version 1 carried along the chain
@@ -29,10 +30,6 @@ _TASK_FIELDS: Final = {
 }
 RUN_ID_PATTERN: Final = r"\d{8}T\d{9}Z-b\d{1,19}-[0-9a-f]{8}"
 _RUN_ID_RE: Final = re.compile(rf"^{RUN_ID_PATTERN}$")
-
-
-class InvalidTask(InvalidEvent):
-    """A queue message that is not ours, or was tampered with: dropped, never retried."""
 
 
 def make_run_id(started_at: datetime, brand_id: int, request_key: str) -> str:
@@ -127,67 +124,6 @@ class RunPlan:
             ),
             selection=Selection.from_dict(doc["selectionIds"]) if "selectionIds" in doc else None,
         )
-
-
-# Distinct unknown field names a run reports; the rest are counted under OTHER_FIELDS
-# (an API that sent a new field name per location must not swell the notification).
-MAX_UNKNOWN_FIELDS: Final = 50
-OTHER_FIELDS: Final = "(other fields)"
-
-
-@dataclass(slots=True)
-class Totals:
-    """Counters carried along a window's chain of checkpoints.
-
-    Step records written before a counter existed lack it: it reads as 0 (empty).
-    """
-
-    rows: int = 0
-    bytes: int = 0
-    pages: int = 0
-    api_calls: int = 0
-    retries: int = 0
-    dropped_rows: int = 0
-    # Rows written in the other time basis than the run's (the API's keys said so).
-    mismatched_rows: int = 0
-    # Unknown non-metric fields of the API's records: name -> records that had it.
-    unknown_fields: dict[str, int] = field(default_factory=dict)
-
-    def add(self, other: Totals) -> None:
-        for name in _COUNTERS:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.count_fields(other.unknown_fields)
-
-    def count_fields(self, counts: dict[str, int]) -> None:
-        """Add unknown-field counts, keeping at most MAX_UNKNOWN_FIELDS names."""
-        mine = self.unknown_fields
-        for name, n in counts.items():
-            kept = name if name in mine or len(mine) < MAX_UNKNOWN_FIELDS else OTHER_FIELDS
-            mine[kept] = mine.get(kept, 0) + n
-
-    @classmethod
-    def from_dict(cls, raw: Any) -> Totals:
-        if not isinstance(raw, dict):
-            raise InvalidTask("totals: expected an object")
-        values: dict[str, int] = {}
-        for name in _COUNTERS:
-            value = raw.get(name, 0)
-            if not _natural(value):
-                raise InvalidTask(f"totals.{name}: expected a natural number")
-            values[name] = value
-        unknown = raw.get("unknown_fields", {})
-        if not isinstance(unknown, dict) or not all(
-            isinstance(k, str) and _natural(v) for k, v in unknown.items()
-        ):
-            raise InvalidTask("totals.unknown_fields: expected names with natural numbers")
-        return cls(**values, unknown_fields=dict(unknown))
-
-
-_COUNTERS: Final = tuple(f.name for f in fields(Totals) if f.type in (int, "int"))
-
-
-def _natural(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ import secrets
 from typing import Final
 
 from exporter import json_codec
-from exporter.errors import PermanentError, Throttled
+from exporter.errors import InvalidTask, PermanentError, Throttled
 from exporter.gzip_writer import GzipWriter
 from exporter.observability import MetricUnit, logger, metrics
 from exporter.ports import MAX_QUEUE_DELAY_S
@@ -26,7 +26,7 @@ from exporter.run import finish, progress
 from exporter.run.context import Invocation, RunContext
 from exporter.run.keys import RunKeys
 from exporter.run.parallel import at_once, each_at_once
-from exporter.run.records import InvalidTask, RunPlan, StagedObject, StepRecord, Task
+from exporter.run.records import RunPlan, StagedObject, StepRecord, Task
 from exporter.run.walk import Walked, walk_window
 
 # A throttled window's delay in the queue (docs/decisions.md, "Scale"): the API's

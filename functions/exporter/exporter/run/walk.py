@@ -20,7 +20,8 @@ from exporter.planning import Window, days_of, request_range
 from exporter.ports import PageSource
 from exporter.rows import RowShaper
 from exporter.run.context import Invocation, RunContext
-from exporter.run.records import RunPlan, StepRecord, Task, Totals
+from exporter.run.records import RunPlan, StepRecord, Task
+from exporter.run.totals import Totals
 
 
 @dataclass(frozen=True, slots=True)

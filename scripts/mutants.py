@@ -34,137 +34,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-EXPORTER = "functions/exporter/exporter"
 SKIP_DIRS = {".git", ".venv", ".aws-sam", "__pycache__", ".mypy_cache", ".ruff_cache"}
 
 
-@dataclass(frozen=True)
-class Edit:
-    path: str  # relative to the repository root
-    old: str  # must occur exactly once
-    new: str
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mutant_specs import CI_SAMPLE, MUTANTS, Mutant  # noqa: E402
 
-
-@dataclass(frozen=True)
-class Mutant:
-    name: str
-    bug: str  # the planted bug, in one line
-    edits: tuple[Edit, ...]
-    # The tests that must catch it: pytest runs, one per tuple of arguments (a `-k`
-    # applies to its own run only). The mutant is killed when one of them fails.
-    tests: tuple[tuple[str, ...], ...]
-
-
-# -- the planted bugs -------------------------------------------------------------------
-# Written against the code as of the run protocol in exporter/run/ (commit.py, finish.py)
-# and the adapters in exporter/aws.py. When one stops applying, retarget its edits.
-
-MUTANTS: tuple[Mutant, ...] = (
-    Mutant(
-        name="wrong-column",
-        bug="bounces and walk_bys swapped: each metric lands in the other's column",
-        edits=(
-            Edit(
-                f"{EXPORTER}/schema.py",
-                '    ("bounces", "bounces"),\n',
-                '    ("bounces", "walk_bys"),\n',
-            ),
-            Edit(
-                f"{EXPORTER}/schema.py",
-                '    ("walkBys", "walk_bys"),\n',
-                '    ("walkBys", "bounces"),\n',
-            ),
-        ),
-        tests=(
-            ("tests/integration/test_export.py::test_on_demand_utc_multi_window",),
-            ("tests/unit/test_rows.py::test_every_value_lands_once_in_its_row",),
-            ("tests/chaos/test_api_faults.py", "-k", "test_api_faults and 502"),
-        ),
-    ),
-    Mutant(
-        name="plain-put",
-        bug="put_if_absent without If-None-Match: markers, leases and step records overwrite",
-        edits=(
-            Edit(
-                f"{EXPORTER}/aws.py",
-                'Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*"',
-                "Bucket=self.bucket, Key=key, Body=body, ContentType=content_type",
-            ),
-        ),
-        tests=(
-            ("tests/integration/test_adapters.py",),
-            (
-                "tests/integration/test_long_runs.py::"
-                "test_two_windows_finishing_together_commit_once",
-            ),
-            ("tests/chaos/test_found_bugs.py::test_retried_on_demand_invocation_reuses_its_run",),
-        ),
-    ),
-    Mutant(
-        name="older-objects-left",
-        bug="a rerun copies its objects in but leaves the older run's objects in its days",
-        edits=(
-            Edit(
-                f"{EXPORTER}/run/commit.py",
-                "        _settle(ctx, keys, dt, set(written[dt]), "
-                "coverage=coverage, newer=newer)\n",
-                "        pass  # mutant: older runs' objects stay\n",
-            ),
-        ),
-        tests=(
-            ("tests/integration/test_export.py::test_rerun_replaces_partitions",),
-            ("tests/chaos/test_api_faults.py", "-k", "test_api_faults and 502"),
-        ),
-    ),
-    Mutant(
-        name="failed-run-commits-part",
-        bug="a failed run copies the steps it recorded into the table",
-        edits=(
-            Edit(
-                f"{EXPORTER}/run/finish.py",
-                "    elif failed_raw is not None:\n        error = _recorded_error(failed_raw)\n",
-                "    elif failed_raw is not None:\n"
-                "        for record in commit.read_records(ctx, keys):  # mutant\n"
-                "            for obj in record.objects:\n"
-                "                target = keys.data_object(record.window, record.step, obj.dt)\n"
-                "                ctx.store.copy(obj.key, target)\n"
-                "        error = _recorded_error(failed_raw)\n",
-            ),
-        ),
-        tests=(
-            (
-                "tests/integration/test_export.py::"
-                "test_failed_run_commits_nothing_and_keeps_earlier_data",
-            ),
-            ("tests/chaos/test_api_faults.py", "-k", "test_api_faults and 400"),
-        ),
-    ),
-    Mutant(
-        name="resumed-commit-loses-rows",
-        bug="a commit taken over after a kill skips the days the dead holder had begun",
-        edits=(
-            Edit(
-                f"{EXPORTER}/run/commit.py",
-                "        list(pool.map(lambda copy: ctx.store.copy(copy[1], copy[2]), copies))\n",
-                "        begun = {  # mutant: days that hold one of this run's objects are done\n"
-                "            c[0] for c in copies\n"
-                "            if any(keys.run_id in k\n"
-                "                   for k in ctx.store.list_keys(keys.partition(c[0])))\n"
-                "        }\n"
-                "        todo = [c for c in copies if c[0] not in begun]\n"
-                "        list(pool.map(lambda copy: ctx.store.copy(copy[1], copy[2]), todo))\n",
-            ),
-        ),
-        tests=(
-            ("tests/chaos/test_kills.py", "-k", "test_killed and half"),
-            ("tests/chaos/test_sigkill.py", "-k", "commit"),
-        ),
-    ),
-)
+__all__ = ["CI_SAMPLE", "MUTANTS", "Mutant"]
 
 
 # -- the runner ----------------------------------------------------------------------------
@@ -278,15 +157,15 @@ def run(chosen: list[Mutant], scratch: Path, code_from: str | None, every: bool)
     baseline = scratch / "unmutated"
     copy_tree(ROOT, files, baseline, code_from)
     check_imports_from(baseline)
-    for m in chosen:
-        for n, selection in enumerate(m.tests):
-            log = scratch / f"unmutated-{m.name}-{n}.log"
-            code, _, seconds = pytest(baseline, selection, log)
-            print(f"unmutated: pytest {' '.join(selection)}: exit {code} [{seconds:.0f} s]")
-            if code != 0:
-                print(log.read_text()[-3000:])
-                print(f"the unmutated selection of {m.name} fails: fix that first", file=sys.stderr)
-                return 2
+    selections = list(dict.fromkeys(sel for m in chosen for sel in m.tests))
+    for n, selection in enumerate(selections):
+        log = scratch / f"unmutated-{n}.log"
+        code, _, seconds = pytest(baseline, selection, log)
+        print(f"unmutated: pytest {' '.join(selection)}: exit {code} [{seconds:.0f} s]")
+        if code != 0:
+            print(log.read_text()[-3000:])
+            print(f"an unmutated selection fails: fix that first: {selection}", file=sys.stderr)
+            return 2
     verdicts: dict[str, set[int]] = {}
     for m in chosen:
         started, codes, notes = time.monotonic(), set(), []

@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
 """Planted bugs the test suite must catch (`make mutants`).
 
-Each mutant in MUTANTS plants one bug of a kind the suite claims to catch. For each:
+Each mutant in MUTANTS (scripts/mutant_specs.py, one per claim of the claims table in
+docs/reliability.md) plants one bug the suite claims to catch. For each:
 copy the repository (tracked and untracked-but-not-ignored files, as they are in the
 working tree) into a scratch directory, apply the mutant's edits there, run its pytest
-selection, and expect it to FAIL. Before any mutant, the same selections run on an
-unmutated copy and must pass, or the verdicts would mean nothing.
+selections in order (`pytest -x`, stopping at the first that fails), and expect a
+FAIL. Before any mutant, the same selections run once on an unmutated copy and must
+pass, or the verdicts would mean nothing.
 
 An edit names a file, an exact `old` snippet and its `new` replacement. The snippet
 must occur exactly once in the file: if a file moved or the line was reworded the
 runner stops with an error naming the mutant, rather than planting nothing and
-calling the mutant killed. Retarget the spec (below, one entry per mutant) then.
+calling the mutant killed. Retarget the spec (scripts/mutant_specs.py) then.
 
 A mutant counts as killed only when pytest reports failed tests (exit code 1); an
 import error, a selection that matches no test or an interrupted run is an error.
@@ -18,6 +20,7 @@ import error, a selection that matches no test or an interrupted run is an error
     python scripts/mutants.py                   # every mutant; exit 0 if all killed
     python scripts/mutants.py --list            # the specs
     python scripts/mutants.py --only plain-put  # some of them (repeatable)
+    python scripts/mutants.py --sample          # the cheapest few (CI_SAMPLE)
     python scripts/mutants.py --code-from HEAD  # functions/ from a git revision
 
 Exit status: 0 every mutant killed; 1 a mutant survived; 2 a spec does not apply,
@@ -138,6 +141,10 @@ def pytest(tree: Path, args: tuple[str, ...], log: Path) -> tuple[int, list[str]
     return code, failed, time.monotonic() - started
 
 
+def _has_options(selection: tuple[str, ...]) -> bool:
+    return any(arg.startswith("-") for arg in selection)
+
+
 def print_specs(chosen: list[Mutant]) -> None:
     for m in chosen:
         print(f"{m.name}: {m.bug}")
@@ -157,11 +164,17 @@ def run(chosen: list[Mutant], scratch: Path, code_from: str | None, every: bool)
     baseline = scratch / "unmutated"
     copy_tree(ROOT, files, baseline, code_from)
     check_imports_from(baseline)
-    selections = list(dict.fromkeys(sel for m in chosen for sel in m.tests))
+    # Once each; selections of plain test ids in one pytest run (its start-up is most
+    # of a unit test's time), those with options (-k) on their own.
+    unique = list(dict.fromkeys(sel for m in chosen for sel in m.tests))
+    plain = tuple(arg for sel in unique if not _has_options(sel) for arg in sel)
+    selections = [plain] if plain else []
+    selections += [sel for sel in unique if _has_options(sel)]
     for n, selection in enumerate(selections):
         log = scratch / f"unmutated-{n}.log"
         code, _, seconds = pytest(baseline, selection, log)
-        print(f"unmutated: pytest {' '.join(selection)}: exit {code} [{seconds:.0f} s]")
+        shown = " ".join(selection) if _has_options(selection) else f"{len(selection)} test ids"
+        print(f"unmutated: pytest {shown}: exit {code} [{seconds:.0f} s]", flush=True)
         if code != 0:
             print(log.read_text()[-3000:])
             print(f"an unmutated selection fails: fix that first: {selection}", file=sys.stderr)
@@ -196,12 +209,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--list", action="store_true", help="print the specs and stop")
     parser.add_argument("--only", action="append", default=[], metavar="NAME")
+    parser.add_argument("--sample", action="store_true", help="the cheapest few (CI_SAMPLE)")
     parser.add_argument("--code-from", metavar="REV", help="take functions/ from a git revision")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directories")
     parser.add_argument(
         "--every", action="store_true", help="run every selection of a mutant, not up to a kill"
     )
     args = parser.parse_args(argv)
+    if args.sample:
+        args.only += CI_SAMPLE
     unknown = set(args.only) - {m.name for m in MUTANTS}
     if unknown:
         parser.error(f"unknown mutant(s) {sorted(unknown)}")

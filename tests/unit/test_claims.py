@@ -122,10 +122,9 @@ def test_the_hypothesis_profile_has_no_deadline() -> None:
 
 def test_the_cheapest_mutants_are_caught() -> None:
     sample = list(specs().CI_SAMPLE)
-    args = [arg for name in sample for arg in ("--only", name)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "mutants.py"), *args],
+        [sys.executable, str(ROOT / "scripts" / "mutants.py"), "--sample"],
         cwd=ROOT,
         env=env,
         capture_output=True,

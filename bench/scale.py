@@ -42,7 +42,7 @@ if __package__ in (None, ""):  # run as `python bench/scale.py`
     sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(EXPORTER_DIR))
 
-from bench import scale_check, scale_report  # noqa: E402
+from bench import scale_check, scale_report, scale_strict  # noqa: E402
 from bench.procs import Processes  # noqa: E402
 from local.fake_analytiks import FakeAnalytiks  # noqa: E402
 from local.pollers import Pollers, exited, finish_invocation, run_invocation  # noqa: E402
@@ -85,11 +85,12 @@ class Scenario:
     workers: int
     latency_s: float
     rate_limit: float | None = None  # the fake's limit and API_MAX_RPS alike
+    sliding: bool = False  # the limit holds in any second, not as a bucket (scale_strict)
 
     @property
     def name(self) -> str:
         rate = f"-r{self.rate_limit:g}" if self.rate_limit else ""
-        return f"{self.workload.name}-w{self.workers}{rate}"
+        return f"{self.workload.name}-w{self.workers}{rate}{'-s1' if self.sliding else ''}"
 
     @property
     def limit_s(self) -> float:
@@ -251,6 +252,7 @@ class Bench:
         self.api.reset_stats()
         self.api.faults.latency = sc.latency_s
         self.api.faults.rate_limit = sc.rate_limit
+        self.api.faults.rate_limit_sliding = sc.sliding
         self.api.faults.retry_after = 1
         env = {
             **self.env,
@@ -370,6 +372,7 @@ class Bench:
             "workers": sc.workers,
             "latency_s": sc.latency_s,
             "rate_limit": sc.rate_limit,
+            "sliding": sc.sliding,
             "pages": w.pages,
             "brand_days": w.brand_days,
             "wall_s": wall,
@@ -515,13 +518,15 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 def scenarios(args: argparse.Namespace) -> list[Scenario]:
     loads = workloads(args.smoke, args.days, args.brands)
-    names = args.only or list(loads)
+    names = [name for name in args.only or list(loads) if name in loads]
     out = [Scenario(loads[name], n, args.latency) for name in names for n in args.workers]
     if args.rate_limit:
         out += [
             Scenario(loads[name], args.rate_workers, args.latency, args.rate_limit)
             for name in names
         ]
+    if scale_strict.NAME in (args.only or [scale_strict.NAME]) and not args.no_strict:
+        out.append(scale_strict.scenario(args.smoke, args.latency, args.strict_days))
     return out
 
 
@@ -529,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (the test suite)")
     parser.add_argument("--out", type=Path, help="write scale.json, the section and the plot here")
-    parser.add_argument("--only", action="append", choices=("backfill", "nightly"))
+    parser.add_argument("--only", action="append", choices=("backfill", "nightly", "strict"))
     parser.add_argument(
         "--workers",
         type=lambda text: [int(n) for n in text.split(",")],
@@ -541,6 +546,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, help="backfill days (a partial run; default 365)")
     parser.add_argument("--brands", type=int, help="nightly brands (a partial run; default 200)")
     parser.add_argument("--no-rate-limit", action="store_true", help="skip the rate-limited runs")
+    parser.add_argument("--no-strict", action="store_true", help="skip the strict-limiter run")
+    parser.add_argument("--strict-days", type=int, help="days of the strict-limiter run")
     parser.add_argument(
         "--report-only",
         action="store_true",
@@ -566,11 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
     plan = scenarios(args)
-    brands = {
-        b: w.locations
-        for w in workloads(args.smoke, args.days, args.brands).values()
-        for b in w.brands
-    }
+    brands = {b: sc.workload.locations for sc in plan for b in sc.workload.brands}
     started = time.perf_counter()
     results: dict[str, Any] = {
         "machine": {
@@ -588,14 +591,14 @@ def main(argv: list[str] | None = None) -> int:
             "window_days": 1,
             "memory_mb": MEMORY_MB,
             "workloads": {
-                n: {**asdict(w), "pages": w.pages, "brand_days": w.brand_days}
-                for n, w in workloads(args.smoke, args.days, args.brands).items()
+                w.name: {**asdict(w), "pages": w.pages, "brand_days": w.brand_days}
+                for w in {sc.workload.name: sc.workload for sc in plan}.values()
             },
         },
         "scenarios": [],
     }
     # The data model's row counts, before any timing (cached on disk after the first run).
-    for w in workloads(args.smoke, args.days, args.brands).values():
+    for w in {sc.workload.name: sc.workload for sc in plan}.values():
         scale_check.expected_counts((b, w.locations, d) for b in w.brands for d in w.day_list())
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         procs = Processes(Path(tmp))

@@ -9,6 +9,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import math
 import random
 import secrets
 import socket
@@ -82,6 +83,8 @@ class Faults:
     ``rate_limit``: at most that many data requests per second (a token bucket
     holding ``rate_limit_burst`` requests, one second's worth by default); above
     it a request is answered 429 at once, with ``retry_after``. Off (None) by default.
+    ``rate_limit_sliding``: stricter, at most ``floor(rate_limit)`` accepted data
+    requests in any sliding second (a log of them; refused ones are not counted).
     """
 
     queue: deque[str] = field(default_factory=deque)
@@ -96,6 +99,7 @@ class Faults:
     revoke_after: int | None = None
     rate_limit: float | None = None
     rate_limit_burst: float | None = None
+    rate_limit_sliding: bool = False
 
     def __post_init__(self) -> None:
         self.queue = _deque(self.queue)
@@ -279,6 +283,7 @@ class FakeAnalytiks:
         # Arrival times (time.time()) of data requests, and the rate limiter's bucket.
         self._arrivals: list[float] = []
         self._bucket: tuple[float, float] | None = None  # (tokens, at monotonic)
+        self._accepted: deque[float] = deque()  # the sliding limiter's last second
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -368,6 +373,13 @@ class FakeAnalytiks:
         burst = self.faults.rate_limit_burst or max(1.0, limit)
         now = time.monotonic()
         with self._lock:
+            if self.faults.rate_limit_sliding:
+                while self._accepted and self._accepted[0] <= now - 1.0:
+                    self._accepted.popleft()
+                if len(self._accepted) >= math.floor(limit):
+                    return True
+                self._accepted.append(now)
+                return False
             tokens, at = self._bucket if self._bucket is not None else (burst, now)
             tokens = min(burst, tokens + (now - at) * limit)
             if tokens < 1.0:

@@ -294,3 +294,12 @@ def test_fixed_pacers_do_not_converge_where_adaptive_ones_do() -> None:
     fixed = [simulate(6, 8, 7, adaptive=False, seed=s)[0] for s in range(3)]
     adaptive = [simulate(6, 8, 7, seed=s)[0] for s in range(3)]
     assert min(fixed) > 0.08 and max(adaptive) < 0.05
+
+
+def test_containers_started_together_do_not_send_in_step() -> None:
+    """The first request waits a random part of one interval (at most 1 s)."""
+    clock = Clock()
+    assert Pacer(2.0, clock=clock, sleep=clock.sleep, jitter=lambda: 0.5).acquire() == 0.25
+    assert Pacer(0.1, clock=clock, sleep=clock.sleep, jitter=lambda: 0.5).acquire() == 0.5
+    firsts = {pacing.for_settings(8, 6).delay() for _ in range(20)}  # type: ignore[union-attr]
+    assert len(firsts) > 1 and all(0 <= d < 1 / share(8, 6) for d in firsts)

@@ -9,6 +9,7 @@ Why these numbers: docs/decisions.md, "Scale" and "Adaptive pacing".
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -49,6 +50,7 @@ class Spacing:
         beta: float = BETA,
         recovery_s: float = RECOVERY_S,
         floor: float = FLOOR,
+        first_after_s: float = 0.0,
     ) -> None:
         if not ceiling > 0:
             raise ValueError(f"ceiling must be > 0, got {ceiling!r}")
@@ -58,6 +60,7 @@ class Spacing:
         self.adaptive = adaptive
         self._beta, self._recovery_s, self._floor = beta, recovery_s, floor * ceiling
         self._last = float("-inf")  # the previous request's slot
+        self._first_after_s = first_after_s  # the first request waits this long
         self._hold = float("-inf")  # no request before this (a Retry-After)
         self._cut_at: float | None = None  # the last cut, None = at the ceiling
         self._cut_from = ceiling  # the rate just before that cut
@@ -77,6 +80,8 @@ class Spacing:
 
     def slot(self, now: float) -> float:
         """The earliest moment the next request may go (not taking it)."""
+        if self._last == float("-inf"):
+            return max(now + self._first_after_s, self._hold)
         return max(now, self._last + 1.0 / self.rate(now), self._hold)
 
     def take(self, now: float) -> float:
@@ -104,6 +109,9 @@ class Pacer:
     """A container's `Spacing`, shared by its threads: `acquire()` takes the next slot
     and sleeps until it, `delay()` says how long that would be (taking nothing),
     `throttled()` reports a 429. No burst allowance: an idle pacer saves no credit.
+
+    `jitter` (a draw in [0, 1)) delays the first request by up to one interval (at
+    most 1 s): containers started together do not send in step, each second.
     """
 
     def __init__(
@@ -113,11 +121,13 @@ class Pacer:
         adaptive: bool = True,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] | None = None,
     ) -> None:
         if not rate > 0:
             raise ValueError(f"rate must be > 0, got {rate!r}")
         self.rate = rate  # the ceiling: the container's share
-        self.spacing = Spacing(rate, adaptive=adaptive)
+        first = 0.0 if jitter is None else jitter() * min(1.0, 1.0 / rate)
+        self.spacing = Spacing(rate, adaptive=adaptive, first_after_s=first)
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -153,4 +163,4 @@ def for_settings(api_max_rps: float | None, max_concurrency: int) -> Pacer | Non
     """The pacer of one container, or None without a budget (unlimited)."""
     if api_max_rps is None:
         return None
-    return Pacer(share(api_max_rps, max_concurrency))
+    return Pacer(share(api_max_rps, max_concurrency), jitter=random.random)

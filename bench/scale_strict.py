@@ -24,12 +24,14 @@ BRAND = 9301
 
 def workload(smoke: bool, days: int | None = None) -> Workload:
     """One brand's backfill: 30 days of 2,000 locations (1,200 pages, about 3 minutes at
-    the pollers' 6.8 requests/s); smoke: 6 days of 1,000 (120 pages: a window for
-    each poller, about 20 s)."""
+    the pollers' 6.8 requests/s); smoke: 12 days of 1,000 (240 pages, about 35 s:
+    two windows for each poller, the second one paced by what the first learnt;
+    each container's first 429 is how it learns, so fewer pages would be mostly
+    that lesson)."""
     from bench.scale import Workload  # noqa: PLC0415 -- bench.scale imports this module
 
     if smoke:
-        return Workload(NAME, (BRAND,), 1000, date(2023, 1, 1), days or 6, "on-demand")
+        return Workload(NAME, (BRAND,), 1000, date(2023, 1, 1), days or 12, "on-demand")
     return Workload(NAME, (BRAND,), 2000, date(2023, 1, 1), days or 30, "on-demand")
 
 

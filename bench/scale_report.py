@@ -536,7 +536,10 @@ def render(results: dict[str, Any], plot: str) -> str:
             f"pages of {cfg['page_size']} locations, 1-day windows, one moto server. Wall time: "
             "from starting the invocation that starts the runs to the last run's `notified` "
             "marker. API-bound limit: pages x latency / pollers, or pages / rate limit, "
-            'whichever is larger. "fanned out after": when the start invocation had every '
+            "whichever is larger. Rate limit: a token bucket of one second's worth, or "
+            '"in any 1 s": at most that many accepted in any sliding second, the strict '
+            "case (bench/scale_strict.py; `API_MAX_RPS` the same, pacing adapts to its "
+            '429s). "fanned out after": when the start invocation had every '
             "window in the queue. Hops: steps beyond each window's first; back-offs: "
             "throttled steps re-sent delayed. CPU: user + sys of the exporter's processes "
             "(pollers and start), of moto, and of this process (the fake API and the bench); "

@@ -11,10 +11,8 @@ like the others (bench/scale.py) and checked exactly once.
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from bench.scale import Scenario, Workload
+from bench.scale_plan import Scenario, Workload
 
 NAME = "strict"
 RATE = 8.0  # API_MAX_RPS and the limiter's requests in any second
@@ -28,14 +26,10 @@ def workload(smoke: bool, days: int | None = None) -> Workload:
     two windows for each poller, the second one paced by what the first learnt;
     each container's first 429 is how it learns, so fewer pages would be mostly
     that lesson)."""
-    from bench.scale import Workload  # noqa: PLC0415 -- bench.scale imports this module
-
     if smoke:
         return Workload(NAME, (BRAND,), 1000, date(2023, 1, 1), days or 12, "on-demand")
     return Workload(NAME, (BRAND,), 2000, date(2023, 1, 1), days or 30, "on-demand")
 
 
 def scenario(smoke: bool, latency_s: float, days: int | None = None) -> Scenario:
-    from bench.scale import Scenario  # noqa: PLC0415
-
     return Scenario(workload(smoke, days), POLLERS, latency_s, RATE, sliding=True)

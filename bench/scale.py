@@ -4,6 +4,7 @@
                                                # docs/bench-scale.svg, bench/results/scale.json
     python -m bench.scale --smoke --out DIR    # tiny sizes, a minute: the test suite's check
     python -m bench.scale --workers 8 --only backfill --out DIR   # a part of it
+    python -m bench.scale --smoke --only strict --out DIR  # the strict 1-s limiter (scale_strict)
 
 One moto server process, the fake analytiks API in this process (latency per
 request, an optional rate limit, request arrival times), and for every scenario

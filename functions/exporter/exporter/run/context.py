@@ -15,7 +15,8 @@ from datetime import datetime
 from exporter.config import Settings
 from exporter.ports import Clock, ObjectStore, PageSource, Publisher, RemainingMs, TaskQueue
 from exporter.run.keys import Layout, RunKeys
-from exporter.run.ledger import Ledger, iso
+from exporter.run.ledger import Ledger
+from exporter.run.readings import iso
 from exporter.run.records import RunPlan
 
 __all__ = ["Invocation", "RunContext", "iso"]

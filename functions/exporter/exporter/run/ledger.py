@@ -1,65 +1,43 @@
 """The ledger: the one owner of a run's state in S3 (docs/contracts.md, "S3 layout").
 
-Every object of the run-state table is read and written here, one typed
-method per protocol move; the stages (`start`, `step`, `finish`, `progress`)
-and the CLI call these moves and never the store. `commit` and `coverage`
-move the table's own objects. docs/architecture.md, "The ledger", lists the
-moves; docs/reliability.md argues why each is safe under at-least-once delivery.
+One typed method per protocol move on the run-state table; the stages and the
+CLI call these, never the store (docs/architecture.md, "The ledger").
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any, Final, Literal
+from typing import IO, Any, Final
 
 from exporter import json_codec
 from exporter.errors import InvalidTask
 from exporter.observability import logger
 from exporter.ports import Clock, ObjectStore, TaskQueue
-from exporter.redaction import error_text, redact_value
+from exporter.redaction import error_text
 from exporter.run.counters import Counters
 from exporter.run.keys import Layout, RunKeys, brand_of_run_id, lease_number
 from exporter.run.parallel import at_once, each_at_once
+from exporter.run.readings import (
+    CancelAnswer,
+    Ending,
+    RunDocuments,
+    StepOpening,
+    all_refused_error,
+    cancel_request_doc,
+    cancel_request_in,
+    closed_slot_doc,
+    iso,
+    status_document,
+    summed_progress,
+    windows_done_if_running,
+)
 from exporter.run.records import RunPlan, StepRecord, Task, refused_ids
 
 _PLAN_CACHE: Final = 64
 # Attempts of one compare-and-swap status write before giving up on it (a later
 # write brings it up to date; the done markers are the truth).
 _STATUS_TRIES: Final = 5
-
-CancelOutcome = Literal["requested", "already-requested", "refused"]
-
-
-def iso(moment: datetime) -> str:
-    """UTC to the millisecond with a `Z`, the form of every timestamp the exporter writes."""
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass(frozen=True, slots=True)
-class StepOpening:
-    """What a step must know before it walks: the run's end, and its own record."""
-
-    failed: bool
-    cancel: dict[str, Any] | None
-    record: StepRecord | None
-
-
-@dataclass(frozen=True, slots=True)
-class Ending:
-    """What a finisher must know before it takes the lease."""
-
-    notified: bool
-    failure: str | None  # the recorded error, as status and notification show it
-    cancel: dict[str, Any] | None
-    windows_done: int
-
-
-@dataclass(frozen=True, slots=True)
-class CancelAnswer:
-    outcome: CancelOutcome
-    slot: dict[str, Any]  # the slot as it is now (the request, or the finisher's refusal)
 
 
 class Ledger:
@@ -83,14 +61,15 @@ class Ledger:
     def now_iso(self) -> str:
         return iso(self._clock())
 
+    def _status(self, plan: RunPlan, state: str, done: int, extra: dict[str, Any]) -> bytes:
+        return status_document(plan, state, done, self.now_iso(), extra)
+
     def keys(self, plan: RunPlan) -> RunKeys:
         return self.layout.run(plan.run_id, plan.brand_id)
 
     def keys_of(self, run_id: str) -> RunKeys:
         """A run's keys from its id alone (validated)."""
         return self.layout.run(run_id, brand_of_run_id(run_id))
-
-    # -- requests and plans ---------------------------------------------------------
 
     def first_sighting(self, request_key: str, mine: datetime) -> datetime:
         """When a request was first seen: a retried invocation gets the same run ids."""
@@ -120,8 +99,8 @@ class Ledger:
         return plan
 
     def _remember(self, plan: RunPlan) -> None:
-        if len(self._plans) >= _PLAN_CACHE:
-            self._plans.clear()  # a warm container serves many runs: keep this small
+        if len(self._plans) >= _PLAN_CACHE:  # a warm container serves many runs
+            self._plans.clear()
         self._plans[plan.run_id] = plan
 
     # -- send, then mark --------------------------------------------------------------
@@ -169,8 +148,6 @@ class Ledger:
             self._queue.send(bodies)
         for key, body in marks:
             self._store.put_if_absent(key, body)
-
-    # -- steps ------------------------------------------------------------------------
 
     def open_step(self, plan: RunPlan, task: Task) -> StepOpening:
         keys = self.keys(plan)
@@ -236,10 +213,7 @@ class Ledger:
         for key, doc in zip(stale, each_at_once(self._doc, stale), strict=True):
             if doc is not None:
                 seen[key] = (current[key], doc)
-        docs = [seen[key][1] for key in current if key in seen]
-        counters = Counters.total(Counters.from_progress(doc) for doc in docs)
-        refused = {i for doc in docs for i in doc.get("refused", ())}
-        return counters, sorted(refused, key=str)
+        return summed_progress([seen[key][1] for key in current if key in seen])
 
     # -- failure, cancel, lease -------------------------------------------------------
 
@@ -264,34 +238,24 @@ class Ledger:
         """A selection that skips refused ids fails when the API refused every one
         (docs/contracts.md, "Events"): record that, as any window would, before the
         commit could begin. Returns the run's recorded error, or None."""
-        if plan.selection is None or plan.selection.variant != "v2":
+        if plan.selection is None or not plan.selection.api.skips_refused:
             return None
         records = self.step_records(plan)
         if any(record.locations for record in records) or not any(r.refused for r in records):
             return None
-        ids = refused_ids(records)
-        named = ", ".join(map(str, ids[:20])) + (" ..." if len(ids) > 20 else "")
-        self.record_failure(
-            plan, f"API: every requested id was refused (401): {named}; nothing to export"
-        )
+        self.record_failure(plan, all_refused_error(refused_ids(records)))
         return self.failure(self.keys(plan))
 
     def cancel_request(self, keys: RunKeys) -> dict[str, Any] | None:
         """The run's cancel request (`wifi-export cancel`), or None (none, or refused)."""
-        doc = self._doc(keys.cancel)
-        return doc if doc is not None and doc.get("cancel") is True else None
+        return cancel_request_in(self._doc(keys.cancel))
 
     def request_cancel(self, keys: RunKeys, requested_by: str) -> CancelAnswer:
         """A person asks the run to stop: create the cancel slot before the finisher does.
 
         Whoever creates the slot first decides (docs/contracts.md, "Cancelling");
         the loser reads what the winner wrote."""
-        request = {
-            "cancel": True,
-            "requestedAt": self.now_iso(),
-            "requestedBy": requested_by,
-            "reason": "wifi-export cancel",
-        }
+        request = cancel_request_doc(self.now_iso(), requested_by)
         if self._store.put_if_absent(keys.cancel, json_codec.dumps(request)):
             return CancelAnswer("requested", request)
         slot = self._doc(keys.cancel) or {}
@@ -301,12 +265,7 @@ class Ledger:
         """The finisher, under its lease, closes the door on a cancel; returns the cancel
         request that was there first (the run then ends cancelled), else None."""
         keys = self.keys(plan)
-        closed = {
-            "cancel": False,
-            "reason": "the run's failure is being reported" if failed else "commit has begun",
-            "at": self.now_iso(),
-        }
-        if self._store.put_if_absent(keys.cancel, json_codec.dumps(closed)):
+        if self._store.put_if_absent(keys.cancel, closed_slot_doc(self.now_iso(), failed=failed)):
             return None
         return self.cancel_request(keys)
 
@@ -346,14 +305,10 @@ class Ledger:
             self.keys(plan).notified, json_codec.dumps({"at": self.now_iso()})
         )
 
-    # -- commit's records -------------------------------------------------------------
-
     def committed_manifest(self, plan: RunPlan) -> dict[str, Any] | None:
         """The manifest of a commit an earlier lease holder finished, or None."""
         keys = self.keys(plan)
-        if not self._store.exists(keys.committed):
-            return None
-        return self._doc(keys.manifest) or {}
+        return (self._doc(keys.manifest) or {}) if self._store.exists(keys.committed) else None
 
     def record_coverage(self, plan: RunPlan, coverage: bytes) -> None:
         self._store.put(self.keys(plan).coverage, coverage)
@@ -379,7 +334,7 @@ class Ledger:
     def announce(self, plan: RunPlan) -> None:
         """A new run: its first status and its history entry (no read: neither exists)."""
         keys = self.keys(plan)
-        body = self._status_body(plan, "running", 0, {})
+        body = self._status(plan, "running", 0, {})
         _, first = at_once(
             lambda: self._store.put(keys.history, body),
             lambda: self._store.put_if_absent(keys.status, body),
@@ -390,7 +345,7 @@ class Ledger:
     def report_final(self, plan: RunPlan, state: str, windows_done: int, **extra: Any) -> None:
         """The final state, written once by the finisher under the lease: it wins."""
         keys = self.keys(plan)
-        body = self._status_body(plan, state, windows_done, extra)
+        body = self._status(plan, state, windows_done, extra)
         at_once(
             lambda: self._store.put(keys.status, body),
             lambda: self._store.put(keys.history, body),
@@ -406,43 +361,26 @@ class Ledger:
         for _ in range(_STATUS_TRIES):
             current = self._store.get_versioned(keys.status)
             if current is None:
-                body = self._status_body(plan, "running", done, extra)
+                body = self._status(plan, "running", done, extra)
                 if self._store.put_if_absent(keys.status, body):
                     return
                 continue
             raw, etag = current
-            before = json_codec.loads(raw)
-            if not isinstance(before, dict) or before.get("state", "running") != "running":
+            counted = windows_done_if_running(raw)
+            if counted is None:
                 return  # ended meanwhile: a late progress write must not reopen it
-            counted = before.get("windowsDone")
-            if isinstance(counted, int) and counted > done:
-                done = counted  # a concurrent writer listed more done windows
-            body = self._status_body(plan, "running", done, extra)
+            done = max(done, counted)  # a concurrent writer may have listed more
+            body = self._status(plan, "running", done, extra)
             if self._store.put_if_match(keys.status, body, etag):
                 return
-        logger.info(
-            "status not updated: concurrent writers kept changing it",
-            extra={"run_id": plan.run_id},
+        logger.info("status not updated: concurrent writers", extra={"run_id": plan.run_id})
+
+    def documents(self, keys: RunKeys) -> RunDocuments:
+        """A run's plan, status, history entry and cancel request, read side by side."""
+        plan, status, history, cancel = each_at_once(
+            self._doc, [keys.plan, keys.status, keys.history, keys.cancel]
         )
-
-    def _status_body(self, plan: RunPlan, state: str, done: int, extra: dict[str, Any]) -> bytes:
-        status = {
-            **plan.summary(),
-            "trigger": plan.trigger,
-            "startedAt": plan.started_at,
-            "state": state,
-            "windowsTotal": len(plan.windows),
-            "windowsDone": done,
-            "updatedAt": self.now_iso(),
-            **extra,
-        }
-        return json_codec.dumps_pretty(redact_value(status))
-
-    # -- what the CLI reads -----------------------------------------------------------
-
-    def documents(self, keys: RunKeys) -> tuple[dict[str, Any] | None, ...]:
-        """A run's plan, status, history entry and cancel slot, read side by side."""
-        return tuple(each_at_once(self._doc, [keys.plan, keys.status, keys.history, keys.cancel]))
+        return RunDocuments(plan, status, history, cancel_request_in(cancel))
 
     def history_entry(self, keys: RunKeys) -> dict[str, Any] | None:
         return self._doc(keys.history)

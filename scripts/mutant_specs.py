@@ -69,13 +69,14 @@ MUTANTS: tuple[Mutant, ...] = (
        f"{_EXPORT}::test_rerun_replaces_partitions"),
     _m("failed-run-commits-part", "a failed run copies the steps it recorded into the table",
        [("run/finish.py",
-         "    elif failed_raw is not None:\n        error = _recorded_error(failed_raw)\n",
-         "    elif failed_raw is not None:\n"
-         "        for record in commit.read_records(ctx, keys):  # mutant\n"
+         "    elif failure is not None:\n        subject, body = notify.failure_message(",
+         "    elif failure is not None:\n"
+         "        keys = ctx.keys(plan)  # mutant\n"
+         "        for record in ledger.step_records(plan):\n"
          "            for obj in record.objects:\n"
          "                target = keys.data_object(record.window, record.step, obj.dt)\n"
          "                ctx.store.copy(obj.key, target)\n"
-         "        error = _recorded_error(failed_raw)\n")],
+         "        subject, body = notify.failure_message(")],
        f"{_EXPORT}::test_failed_run_commits_nothing_and_keeps_earlier_data"),
     _m("resumed-commit-loses-rows", "a commit taken over after a kill skips the days the dead holder had begun",
        [("run/commit.py",
@@ -119,7 +120,7 @@ MUTANTS: tuple[Mutant, ...] = (
        [("run/step.py", "    attempt = secrets.token_hex(6)\n", '    attempt = "0" * 12  # mutant\n')],
        "tests/unit/test_duplicate_steps.py::test_two_deliveries_of_a_step_never_overwrite_each_other"),
     _m("duplicate-keeps-staging", "a delivery that lost the race to record its step keeps its staging",
-       [("run/step.py", "        ctx.store.delete([o.key for o in objects])\n", "        pass  # mutant\n")],
+       [("run/ledger.py", "        self._store.delete([o.key for o in record.objects])\n        return False\n", "        return False  # mutant: staging kept\n")],
        "tests/unit/test_duplicate_steps.py::"
        "test_the_losing_delivery_deletes_its_own_staging_and_only_its_own"),
     _m("chain-not-checked", "a checkpoint is run whatever cursor the recorded step ended at",

@@ -180,6 +180,25 @@ MUTANTS: tuple[Mutant, ...] = (
          "        error = exc\n",
          "    except BaseException:  # mutant: raised at once\n        raise\n")],
        "tests/unit/test_parallel.py::test_an_error_is_raised_only_after_every_call_ended"),
+    _m("5xx-not-retried", "a 5xx answer fails the run at once instead of being retried",
+       [("http_transport.py", '                elif status >= 500:\n                    last_problem = f"HTTP {status}"\n',
+         '                elif status >= 500:\n                    raise ApiRejected(f"HTTP {status}")  # mutant\n')],
+       "tests/integration/test_api_client.py::test_transient_faults_are_retried_with_capped_backoff"),
+    _m("storm-slept-inline", "a 429 storm is slept in the invocation instead of handed to the queue",
+       [("http_transport.py",
+         "                        throttled >= policy.max_throttled_attempts\n"
+         "                        or hint > policy.max_inline_wait_s\n",
+         "                        False  # mutant\n")],
+       "tests/integration/test_rate_budget.py::test_three_429_in_a_row_hand_over_to_the_queue",
+       "tests/integration/test_rate_budget.py::test_a_long_retry_after_is_not_slept_in_the_invocation"),
+    _m("retry-past-deadline", "a retry sleeps into the time the invocation needs to hand over",
+       [("http_transport.py",
+         "            if wait + policy.connect_timeout_s >= remaining_s():\n                break\n", "")],
+       "tests/integration/test_api_client.py::test_never_waits_past_the_time_left"),
+    _m("logs-unredacted", "log records reach handlers unredacted (only the JSON line is)",
+       [("observability.py", "logger.addFilter(RedactingFilter())\n", "")],
+       "tests/unit/test_redaction.py::test_the_logger_redacts_messages_fields_and_tracebacks",
+       "tests/integration/test_secrets.py::test_nothing_secret_is_logged_stored_or_published"),
 )  # fmt: skip
 
 # The cheapest few, run on every push (tests/unit/test_claims.py): unit selections only.

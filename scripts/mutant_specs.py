@@ -194,7 +194,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m("retry-past-deadline", "a retry sleeps into the time the invocation needs to hand over",
        [("http_transport.py",
          "            if wait + policy.connect_timeout_s >= remaining_s():\n                break\n", "")],
-       "tests/integration/test_api_client.py::test_never_waits_past_the_time_left"),
+       "tests/integration/test_api_client.py::test_a_retry_that_would_eat_the_hand_over_time_is_not_slept"),
     _m("logs-unredacted", "log records reach handlers unredacted (only the JSON line is)",
        [("observability.py", "logger.addFilter(RedactingFilter())\n", "")],
        "tests/unit/test_redaction.py::test_the_logger_redacts_messages_fields_and_tracebacks",

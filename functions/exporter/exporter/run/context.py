@@ -68,7 +68,7 @@ class RunContext:
     # -- plans -------------------------------------------------------------
 
     def keys(self, plan: RunPlan) -> RunKeys:
-        return self.layout.run(plan.run_id, plan.brand_id)
+        return self.layout.run(plan.run_id, plan.brand_id, plan.basis)
 
     def plan(self, run_id: str) -> RunPlan:
         """A run's plan, cached: plans never change once written."""

@@ -16,6 +16,7 @@ from exporter.errors import TransientError
 from exporter.observability import MetricUnit, logger, metrics
 from exporter.redaction import error_text
 from exporter.run import commit
+from exporter.run.basis import old_layout_failure
 from exporter.run.context import Invocation, RunContext
 from exporter.run.keys import RunKeys, lease_number
 from exporter.run.parallel import at_once
@@ -45,7 +46,7 @@ def finish_run(
         if done < len(plan.windows):
             ctx.write_status(plan, state="running", windows_done=done)
             return
-        failed_raw = commit.refusal_failure(ctx, plan, keys)
+        failed_raw = commit.refusal_failure(ctx, plan, keys) or old_layout_failure(ctx, keys)
     lease = _take_lease(ctx, keys, inv)
     if lease is None:
         # Someone holds the lease: keep this work alive (retried after the

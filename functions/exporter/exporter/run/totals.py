@@ -1,4 +1,5 @@
-"""Counters a window's steps carry: rows, bytes, pages, API calls, unknown fields."""
+"""Counters a window's steps carry: rows, bytes, pages, API calls, unknown fields,
+irregular local days."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from exporter.errors import InvalidTask
 # (an API that sent a new field name per location must not swell the notification).
 MAX_UNKNOWN_FIELDS: Final = 50
 OTHER_FIELDS: Final = "(other fields)"
+# Irregular local days a run lists (date, location, buckets); all are counted.
+MAX_IRREGULAR_DAYS: Final = 20
 
 
 @dataclass(slots=True)
@@ -26,15 +29,25 @@ class Totals:
     api_calls: int = 0
     retries: int = 0
     dropped_rows: int = 0
-    # Rows written in the other time basis than the run's (the API's keys said so).
-    mismatched_rows: int = 0
+    # Location-days of a local run whose bucket count is not 23, 24 or 25 (rows.py).
+    irregular_location_days: int = 0
     # Unknown non-metric fields of the API's records: name -> records that had it.
     unknown_fields: dict[str, int] = field(default_factory=dict)
+    # The first MAX_IRREGULAR_DAYS of them: [date, location id, buckets].
+    irregular_days: list[list[Any]] = field(default_factory=list)
 
     def add(self, other: Totals) -> None:
         for name in _COUNTERS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.count_fields(other.unknown_fields)
+        self._keep_days(other.irregular_days)
+
+    def note_irregular_days(self, days: list[tuple[str, int, int]]) -> None:
+        self.irregular_location_days += len(days)
+        self._keep_days([list(day) for day in days])
+
+    def _keep_days(self, days: list[list[Any]]) -> None:
+        self.irregular_days.extend(days[: MAX_IRREGULAR_DAYS - len(self.irregular_days)])
 
     def count_fields(self, counts: dict[str, int]) -> None:
         """Add unknown-field counts, keeping at most MAX_UNKNOWN_FIELDS names."""
@@ -58,10 +71,24 @@ class Totals:
             isinstance(k, str) and _natural(v) for k, v in unknown.items()
         ):
             raise InvalidTask("totals.unknown_fields: expected names with natural numbers")
-        return cls(**values, unknown_fields=dict(unknown))
+        days = raw.get("irregular_days", [])
+        if not isinstance(days, list) or not all(_irregular_day(d) for d in days):
+            raise InvalidTask("totals.irregular_days: expected [date, location, buckets] lists")
+        return cls(**values, unknown_fields=dict(unknown), irregular_days=days[:MAX_IRREGULAR_DAYS])
 
 
 _COUNTERS: Final = tuple(f.name for f in fields(Totals) if f.type in (int, "int"))
+
+
+def _irregular_day(day: Any) -> bool:
+    return (
+        isinstance(day, list)
+        and len(day) == 3
+        and isinstance(day[0], str)
+        and len(day[0]) == 10
+        and _natural(day[1])
+        and _natural(day[2])
+    )
 
 
 def _natural(value: Any) -> bool:

@@ -82,7 +82,8 @@ def failed_run(lab: Lab, event: dict[str, Any]) -> dict[str, Any]:
     assert lab.table_bytes() == before  # nothing committed
     key = f"{lab.env['STATE_PREFIX']}/runs/{run_id}/manifest.json"
     assert key not in lab.list_keys(key)
-    return notes[0]
+    body: dict[str, Any] = notes[0]
+    return body
 
 
 def test_local_run_answered_with_utc_keys_fails_and_loses_no_hour(

@@ -44,6 +44,7 @@ sys.path.insert(0, str(EXPORTER_DIR))
 
 from bench import scale_check, scale_report  # noqa: E402
 from bench.procs import Processes  # noqa: E402
+from local.contract import parse_data_key  # noqa: E402
 from local.fake_analytiks import FakeAnalytiks  # noqa: E402
 from local.pollers import Pollers, exited, finish_invocation, run_invocation  # noqa: E402
 from local.resources import clients, provision  # noqa: E402
@@ -444,9 +445,10 @@ class Bench:
         counted = scale_check.count_rows(self.bucket, listed)
         rows: Counter[tuple[int, date]] = Counter()
         for key, (lines, _) in counted.items():
-            brand = int(key.split("brand_id=")[1].split("/")[0])
-            day = date.fromisoformat(key.split("dt=")[1].split("/")[0])
-            rows[brand, day] += lines
+            part = parse_data_key(key)  # the layout of DESIGN §3, or an AssertionError
+            if part.basis != "utc":  # the scale runs are UTC runs
+                problems.append(f"{key}: a {part.basis} partition")
+            rows[part.brand_id, date.fromisoformat(part.dt)] += lines
         expected = scale_check.expected_counts(
             (b, w.locations, d) for b in w.brands for d in w.day_list()
         )

@@ -1,7 +1,7 @@
 """Every S3 key the exporter reads or writes: the layout of docs/contracts.md, "S3 layout".
 
-Keys are pure functions of validated values (run id, brand, window, step,
-date), so nothing from an event or an API response can steer a key outside
+Keys are pure functions of validated values (run id, brand, time basis,
+window, step, date), so nothing from an event or an API response can steer a key outside
 the configured prefixes. Nothing else in the package builds a key.
 """
 

@@ -1,4 +1,5 @@
-"""DESIGN §3 written out by hand: what the tests expect the table to look like.
+"""The table of docs/contracts.md ("S3 layout", "Row schema") written out by hand:
+what the tests expect the table to look like.
 
 Nothing here is imported from the exporter. The exporter has its own copy
 (`exporter/schema.py`, the key layout of its run protocol); the tests compare what
@@ -6,9 +7,9 @@ the exporter *writes* against these literals, so a slip on either side shows up 
 a failure instead of being mirrored into the expectation. `tests/unit/test_contract.py`
 also holds the exporter's declarations against them.
 
-* `METRIC_COLUMN`: analytiks API metric name -> table column (DESIGN §3, row schema).
+* `METRIC_COLUMN`: analytiks API metric name -> table column (docs/contracts.md, "Row schema").
 * `COLUMNS` / `PARTITION_KEYS`: the table's columns and Glue types, in order
-  (DESIGN §3, plus `utc_offset` appended by docs/contracts.md, "Row schema").
+  (docs/contracts.md, "Row schema", `utc_offset` last).
   `LINE_COLUMNS`: the fields a JSON line may hold, in order (`time_basis` too,
   which the table declares as a partition key only).
 * `DataKey` / `parse_data_key`: the S3 layout of table objects,
@@ -20,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import Final, NamedTuple
 
-# API name -> column, DESIGN §3 "visits, dwell_time_ms, bounces, ... over_60_mins".
+# API name -> column, docs/contracts.md "Row schema": visits, dwell_time_ms, ... over_60_mins.
 METRIC_COLUMN: Final[dict[str, str]] = {
     "visits": "visits",
     "dwellTime": "dwell_time_ms",
@@ -37,7 +38,7 @@ METRIC_COLUMN: Final[dict[str, str]] = {
 }
 
 # The table's data columns with their Glue/Athena types, in table order
-# (brand_id and time_basis are columns of DESIGN §3 that the table declares as
+# (brand_id and time_basis are row-schema columns that the table declares as
 # partition keys: Glue allows no data column with a partition key's name).
 COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("location_id", "bigint"),
@@ -65,7 +66,7 @@ PARTITION_KEYS: Final[tuple[tuple[str, str], ...]] = (
     ("time_basis", "string"),
     ("dt", "date"),
 )
-# A JSON line: the data columns with `time_basis` after `ts`, as DESIGN §3 lists them.
+# A JSON line: the data columns with `time_basis` after `ts` (docs/contracts.md, "Row schema").
 LINE_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     *COLUMNS[:4],
     ("time_basis", "string"),

@@ -6,9 +6,10 @@
   honouring partial batch responses, until the queue is empty.
 * `export_table`: downloads the table prefix and reads it with DuckDB the way
   Athena reads it: JSON Lines, hive partitions brand_id/time_basis/dt, the
-  schema of DESIGN §3 as written out in `local.contract` (not the exporter's own
-  copy). Like the Glue table, it takes `time_basis` from the partition (the
-  folder), not from the line: the two would differ only if a row were misfiled.
+  schema of docs/contracts.md ("Row schema") as written out in `local.contract`
+  (not the exporter's own copy). Like the Glue table, it takes `time_basis` from
+  the partition (the folder), not from the line: the two would differ only if a
+  row were misfiled.
 """
 
 from __future__ import annotations

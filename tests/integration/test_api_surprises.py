@@ -219,3 +219,27 @@ def test_malformed_known_fields_still_fail_the_run(
     assert note["body"]["status"] == "failed"
     assert named in note["body"]["error"]
     assert lab.list_keys(lab.env["DATA_PREFIX"] + "/") == []  # nothing committed
+
+
+def test_irregular_local_days_are_reported_in_the_manifest(
+    quirky_lab: Callable[..., Lab],
+) -> None:
+    """Half-hour buckets: a local day of more buckets than any day has hours. The
+    run succeeds and its manifest counts the location-days, from the fake's model."""
+    lab = quirky_lab(Quirks(), bucket_minutes=30)
+    event = {"brandId": 777, "startDate": "2023-06-08", "endDate": "2023-06-09"}
+    manifest, note = run(lab, {**event, "timeBasis": "local"})
+    per_day: dict[tuple[str, int], int] = {}
+    for loc, ts in expected(
+        lab.api, 777, date(2023, 6, 8), date(2023, 6, 9), "local", bucket_minutes=30
+    ):
+        per_day[ts[:10], loc] = per_day.get((ts[:10], loc), 0) + 1
+    odd = sorted((day, loc, n) for (day, loc), n in per_day.items() if n > 25)
+    assert odd  # v3 leaves out zero buckets: only days of more than 25 count
+    report = manifest["irregularLocalDays"]
+    assert report == note["irregularLocalDays"]
+    assert report["locationDays"] == len(odd)
+    assert [(d["date"], d["locationId"], d["buckets"]) for d in report["listed"]] == odd[:20]
+    # The same days in UTC: no local day to count.
+    manifest, _ = run(lab, event)
+    assert manifest["irregularLocalDays"] is None

@@ -16,6 +16,7 @@ from exporter.run.context import Invocation, RunContext
 from exporter.run.messages import handle_message
 from exporter.run.records import RunPlan
 from exporter.run.start import enqueue_windows, plan_runs
+from exporter.selection import Selection
 from tests.fakes import Memory, ScriptedPages, memory_context
 
 NOW = datetime(2023, 7, 1, tzinfo=UTC)
@@ -23,8 +24,14 @@ DAY = date(2023, 6, 1)
 TABLE = "wifi/metrics/"
 
 
-def start(memory: Memory, basis: TimeBasis, key: str, at: datetime = NOW) -> RunPlan:
-    request = RunRequest("on-demand", (5,), DAY, DAY, basis, at, key)
+def start(
+    memory: Memory,
+    basis: TimeBasis,
+    key: str,
+    at: datetime = NOW,
+    selection: Selection | None = None,
+) -> RunPlan:
+    request = RunRequest("on-demand", (5,), DAY, DAY, basis, at, key, selection)
     (plan,) = plan_runs(memory.ctx, request)
     enqueue_windows(memory.ctx, plan)
     return plan
@@ -67,6 +74,26 @@ def test_the_two_bases_of_one_day_are_two_partitions_a_rerun_leaves_the_other(
         f"{TABLE}brand_id=5/time_basis=utc/dt=2023-06-01/{again.run_id}-w0-s0.json.gz",
     ]
     assert [n["status"] for n in notes(memory)] == ["succeeded"] * 3
+
+
+def test_a_local_selection_over_a_utc_day_stays_in_the_local_dataset(
+    settings: Settings,
+) -> None:
+    """Issue 21: a local selection over a UTC day left it with UTC rows of some
+    locations and local rows of others. Now the UTC day keeps all of its rows."""
+    memory = memory_context(settings, ScriptedPages(), lambda: NOW)
+    utc = start(memory, "utc", "a")
+    drain(memory.ctx, memory)
+    utc_key = f"{TABLE}brand_id=5/time_basis=utc/dt=2023-06-01/{utc.run_id}-w0-s0.json.gz"
+    before = memory.store.objects[utc_key]
+    chosen = Selection("locations", (1,), "v1")
+    local = start(memory, "local", "b", NOW.replace(second=1), selection=chosen)
+    drain(memory.ctx, memory)
+    assert table_keys(memory) == [
+        f"{TABLE}brand_id=5/time_basis=local/dt=2023-06-01/{local.run_id}-w0-s0.json.gz",
+        utc_key,
+    ]
+    assert memory.store.objects[utc_key] == before  # not rewritten: all three locations
 
 
 def test_a_local_run_answered_in_utc_fails_and_commits_nothing(settings: Settings) -> None:

@@ -300,9 +300,10 @@ def main() -> int:  # noqa: PLR0915 -- one story, told top to bottom
             query_basis(con, basis)
         say("  Both side by side: the same days, counted in two ways, never added together.")
         side = (
-            "SELECT dt, sum(visits) FILTER (time_basis = 'utc') AS utc_visits, "
-            "sum(visits) FILTER (time_basis = 'local') AS local_visits FROM metrics "
-            "WHERE brand_id = 1234 AND zone_id IS NULL AND dt BETWEEN DATE '2023-06-01' "
+            "SELECT dt, sum(visits) FILTER (WHERE time_basis = 'utc') AS utc_visits, "
+            "sum(visits) FILTER (WHERE time_basis = 'local') AS local_visits FROM metrics "
+            "WHERE brand_id = 1234 AND time_basis IN ('utc', 'local') AND zone_id IS NULL "
+            "AND dt BETWEEN DATE '2023-06-01' "
             "AND DATE '2023-06-05' GROUP BY dt ORDER BY dt"
         )
         say(f"  {side}")

@@ -9,35 +9,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter import json_codec
 from exporter.run.context import RunContext
-from exporter.run.keys import RunKeys
+from exporter.run.counters import Counters
 from exporter.run.records import RunPlan
-from exporter.run.totals import Totals
 
 MIGRATION = 'docs/runbook.md, "Migrating to one dataset per time basis"'
 
 
-def old_layout_failure(ctx: RunContext, keys: RunKeys) -> bytes | None:
+def old_layout_failure(ctx: RunContext, plan: RunPlan) -> str | None:
     """Fail the run, before its commit begins, if the brand still has old-layout objects.
 
     One LIST of at most one page, brand-wide: the old folders hold rows of both bases
     under one `dt`, which no query of the new table reads, and committing beside them
-    would leave a brand half migrated. Recorded as any failure is (first reason wins).
+    would leave a brand half migrated. Recorded as any failure is (first reason wins);
+    returns the run's recorded error, or None.
     """
+    ledger = ctx.ledger
+    keys = ledger.keys(plan)
     found = next(iter(ctx.store.list_keys(keys.old_layout)), None)
-    if found is None or ctx.store.exists(keys.committed):
+    if found is None or ledger.committed_manifest(plan) is not None:
         return None  # (committed by an earlier lease holder: the run can only go forward)
-    error = (
+    ledger.record_failure(
+        plan,
         f"S3 layout: brand {keys.brand_id} still has objects in the layout before time "
         f"bases were separate datasets ({found[-120:]!r}); nothing is committed. "
-        f"Migrate them first ({MIGRATION}), then run again"
+        f"Migrate them first ({MIGRATION}), then run again",
     )
-    ctx.store.put_if_absent(keys.failed, json_codec.dumps({"error": error, "at": ctx.now_iso()}))
-    return ctx.store.get(keys.failed)
+    return ledger.failure(keys)
 
 
-def irregular_local_days(plan: RunPlan, api: Totals) -> dict[str, Any] | None:
+def irregular_local_days(plan: RunPlan, api: Counters) -> dict[str, Any] | None:
     """The manifest's `irregularLocalDays`: a local run's location-days whose bucket
     count is not 23, 24 or 25 (docs/contracts.md, "Manifest"); None if there are none."""
     if plan.basis != "local" or not api.irregular_location_days:

@@ -199,6 +199,11 @@ MUTANTS: tuple[Mutant, ...] = (
        [("observability.py", "logger.addFilter(RedactingFilter())\n", "")],
        "tests/unit/test_redaction.py::test_the_logger_redacts_messages_fields_and_tracebacks",
        "tests/integration/test_secrets.py::test_nothing_secret_is_logged_stored_or_published"),
+    _m("cancel-slot-left-open", "the finisher commits without closing the cancel slot: a late cancel is accepted",
+       [("run/ledger.py",
+         "        if self._store.put_if_absent(keys.cancel, closed_slot_doc(self.now_iso(), failed=failed)):\n",
+         "        if self._store.get(keys.cancel) is None:  # mutant: the slot stays open\n")],
+       "tests/unit/test_operations.py::test_the_finisher_closes_the_cancel_slot_before_committing"),
 )  # fmt: skip
 
 # The cheapest few, run on every push (tests/unit/test_claims.py): unit selections only.

@@ -18,8 +18,6 @@ own entries (``exporter.variants``), so a new variant is served where it is defi
 
 from local.fake_analytiks.data import (
     METRICS,
-    ExpectedRow,
-    expected_rows,
     is_dark,
     local_buckets,
     location_ids,
@@ -31,6 +29,7 @@ from local.fake_analytiks.data import (
     utc_offset_minutes,
     zone_id,
 )
+from local.fake_analytiks.expected import ExpectedRow, expected_rows
 from local.fake_analytiks.faults import Faults
 from local.fake_analytiks.meter import Stats
 from local.fake_analytiks.protocol import AUDIENCE

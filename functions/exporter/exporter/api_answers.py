@@ -110,7 +110,7 @@ def receive(response: urllib3.BaseHTTPResponse, limit: int, what: str) -> bytear
 def _read_capped(response: urllib3.BaseHTTPResponse, limit: int) -> bytearray | None:
     """The whole raw body, or None as soon as it proves longer than `limit`."""
     declared = (response.headers.get("Content-Length") or "").strip()
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         return None
     body = bytearray()
     while chunk := response.read(min(_READ_CHUNK, limit + 1 - len(body)), decode_content=False):

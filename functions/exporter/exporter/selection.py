@@ -27,7 +27,7 @@ MAX_REFERENCE_LENGTH: Final = 128
 SELECTOR_FIELDS: Final = ("locations", "referenceNumbers", "zoneId")
 OPTION_FIELDS: Final = ("zeroFill", "skipUnauthorized")
 _MAX_LOCATION_ID: Final = 2**63 - 1
-_REFERENCE_RE: Final = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$")
+_REFERENCE_RE: Final = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
 
 Kind = Literal["locations", "referenceNumbers", "zoneId"]
 Variant = Literal["v1", "v2", "v4"]
@@ -143,7 +143,7 @@ def _references(raw: Any) -> tuple[str, ...]:
         if (
             not isinstance(value, str)
             or len(value) > MAX_REFERENCE_LENGTH
-            or not _REFERENCE_RE.match(value)
+            or not _REFERENCE_RE.fullmatch(value)
         ):
             raise InvalidEvent(
                 f"referenceNumbers[{n}]: expected printable text of 1 to "

@@ -1,0 +1,138 @@
+"""Issue 22 (hardening II), end to end through `app.handler` against moto and a
+scripted API on a real loopback socket: values Athena cannot read never reach the
+table, checkpoints only from the deployment's queue, no echoed token in any form
+(docs/reliability.md, "Hardening II")."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from local.chaos import ScriptedApi, record, v3_pages
+from tests.integration.conftest import Lab
+from tests.integration.test_hostile_runs import (
+    EVENT,
+    failed_run,
+    logs,  # noqa: F401 - a fixture
+    scripted,
+)
+
+BIGINT = 2**63 - 1
+
+
+def succeeded(lab: Lab) -> dict[str, Any]:
+    notes = lab.notifications()
+    assert [n["body"]["status"] for n in notes] == ["succeeded"], notes
+    body: dict[str, Any] = notes[0]["body"]
+    return body
+
+
+# -- A. values Athena can read ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "named"),
+    [
+        ("2023-06-01T\u0660\u0668:00:00Z", "time bucket key"),  # Arabic-Indic digits
+        ("2023-06-01T\uff10\uff18:00:00Z", "time bucket key"),  # fullwidth digits
+        ("2023-06-01T08:00:00Z\n", "time bucket key"),  # `$` accepts a trailing newline
+    ],
+)
+def test_a_time_key_outside_ascii_fails_the_run_naming_it(lab: Lab, key: str, named: str) -> None:
+    page = {"data": [{**record(1, hours=[8]), "walkBys": {key: 3}}], "cursor": None}
+    with ScriptedApi(v3_pages({None: page})) as api:
+        scripted(lab, api)
+        lab.run(EVENT)
+    body, _, _ = failed_run(lab)
+    assert named in body["error"], body["error"]
+
+
+@pytest.mark.parametrize(
+    ("location", "metrics"),
+    [(BIGINT + 1, {"visits": 1}), (1, {"visits": BIGINT + 1}), (1, {"dwellTime": 2**64 - 1})],
+)
+def test_a_value_beyond_bigint_fails_the_run_naming_the_field(
+    lab: Lab, location: int, metrics: dict[str, int]
+) -> None:
+    page = {"data": [record(location, hours=[8], metrics=metrics)], "cursor": None}
+    with ScriptedApi(v3_pages({None: page})) as api:
+        scripted(lab, api)
+        lab.run(EVENT)
+    body, _, _ = failed_run(lab)
+    field = "locationId" if location > BIGINT else next(iter(metrics))
+    assert field in body["error"], body["error"]
+
+
+def test_the_largest_bigint_is_a_row(lab: Lab) -> None:
+    page = {"data": [record(BIGINT, hours=[8], metrics={"visits": BIGINT})], "cursor": None}
+    with ScriptedApi(v3_pages({None: page})) as api:
+        scripted(lab, api)
+        lab.run(EVENT)
+    succeeded(lab)
+    (row,) = lab.rows().values()
+    assert (row["location_id"], row["visits"]) == (BIGINT, BIGINT)
+
+
+def test_a_numeric_reference_number_is_kept_as_a_string(lab: Lab) -> None:
+    page = {"data": [{**record(7, hours=[8]), "referenceNumber": 40017}], "cursor": None}
+    with ScriptedApi(v3_pages({None: page})) as api:
+        scripted(lab, api)
+        lab.run(EVENT)
+    succeeded(lab)
+    (row,) = lab.rows().values()
+    assert row["reference_number"] == "40017"
+
+
+def test_a_fractional_reference_number_fails_the_run_naming_it(lab: Lab) -> None:
+    page = {"data": [{**record(7, hours=[8]), "referenceNumber": 1.5}], "cursor": None}
+    with ScriptedApi(v3_pages({None: page})) as api:
+        scripted(lab, api)
+        lab.run(EVENT)
+    body, _, _ = failed_run(lab)
+    assert "referenceNumber" in body["error"]
+
+
+# -- B. checkpoints only from the deployment's queue ---------------------------------
+
+
+def forged(body: dict[str, Any], arn: str, receive_count: int = 5) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": "0b7e5c8a-forged",
+                "receiptHandle": "forged",
+                "body": json.dumps(body),
+                "attributes": {"ApproximateReceiveCount": str(receive_count)},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn,
+                "awsRegion": "us-east-1",
+            }
+        ]
+    }
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "arn:aws:sqs:us-east-1:123456789012:someone-elses-queue",
+        "arn:aws:sqs:eu-west-1:123456789012:wifi-export-test-checkpoints",
+        "",
+    ],
+)
+def test_a_record_from_another_queue_cannot_fail_a_run(lab: Lab, arn: str) -> None:
+    """With the API briefly failing, a forged record claiming its fifth delivery
+    used to fail a healthy run for good."""
+    (run,) = lab.invoke(EVENT)["runs"]
+    checkpoint = {"v": 2, "runId": run["runId"], "brandId": 1234, "window": 0, "step": 0}
+    lab.api.faults.rate_5xx = 1.0
+    answer = lab.invoke(forged({**checkpoint, "cursor": None}, arn))
+    assert answer == {"batchItemFailures": []}
+    assert lab.api.stats.data_calls == 0  # not even a step was tried
+    assert lab.notifications() == []
+    lab.api.faults.rate_5xx = 0.0
+    lab.drain()
+    assert succeeded(lab)["runId"] == run["runId"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.config import ConfigError, load_settings
-from exporter.errors import InvalidEvent
+from exporter.config import load_settings
+from exporter.errors import ConfigError, InvalidEvent
 from exporter.events import from_queue, queue_arn
 from exporter.run.keys import run_id_of_data_object
 from exporter.run.records import is_run_id

@@ -5,21 +5,41 @@ table, checkpoints only from the deployment's queue, no echoed token in any form
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import logging
+import urllib.parse
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from local.chaos import ScriptedApi, record, v3_pages
-from tests.integration.conftest import Lab
+from exporter.observability import logger
+from local.chaos import Reply, Request, ScriptedApi, find_secrets, record, v3_pages
+from tests.integration.conftest import CLIENT_SECRET, Lab
 from tests.integration.test_hostile_runs import (
     EVENT,
+    everything,
     failed_run,
-    logs,  # noqa: F401 - a fixture
     scripted,
 )
 
 BIGINT = 2**63 - 1
+
+
+@pytest.fixture
+def logs(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> Iterator[io.StringIO]:
+    """What the function logs, as Lambda would ship it, at DEBUG."""
+    stream = io.StringIO()
+    monkeypatch.setattr(logger.registered_handler, "stream", stream)
+    caplog.set_level(logging.DEBUG)
+    level = logger.log_level
+    logger.setLevel(logging.DEBUG)
+    yield stream
+    logger.setLevel(level)
 
 
 def succeeded(lab: Lab) -> dict[str, Any]:
@@ -136,3 +156,61 @@ def test_a_record_from_another_queue_cannot_fail_a_run(lab: Lab, arn: str) -> No
     lab.api.faults.rate_5xx = 0.0
     lab.drain()
     assert succeeded(lab)["runId"] == run["runId"]
+
+
+# -- D. no echoed token in any encoding ----------------------------------------------
+
+
+def encodings(token: str) -> list[str]:
+    """How an API might echo a token: raw, percent-encoded (every byte, or the usual
+    way), base64 (standard and URL-safe) of the token and of its header value."""
+    header = f"Bearer {token}"
+    out = [token, "".join(f"%{b:02X}" for b in token.encode())]
+    out += [urllib.parse.quote(header, safe=""), urllib.parse.quote_plus(header)]
+    for text in (token, header):
+        out += [
+            base64.b64encode(text.encode()).decode(),
+            base64.urlsafe_b64encode(text.encode()).decode(),
+        ]
+    return [x[:-2] if x.endswith("==") else x for x in out]  # unpadded forms too
+
+
+@pytest.mark.parametrize("error", ["invalid_request", "x" * 80, None])
+def test_a_4xx_answer_echoing_the_token_encoded_is_not_quoted(
+    lab: Lab, logs: io.StringIO, caplog: pytest.LogCaptureFixture, error: str | None
+) -> None:
+    def echo(request: Request) -> Reply:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        forms = encodings(token)
+        answer: dict[str, Any] = {"message": "rejected " + " ".join(forms), "echo": forms}
+        if error is not None:
+            answer["error"] = error
+        return Reply.json(answer, 400)
+
+    with ScriptedApi(echo) as api:
+        scripted(lab, api)
+        lab.run(EVENT)
+        (issued,) = api.tokens
+    body, _, _ = failed_run(lab)
+    quoted = f": {error}" if error == "invalid_request" else ""
+    assert body["error"].endswith(f"the API rejected the request (400){quoted}"), body["error"]
+    leaks = find_secrets(everything(lab, logs, caplog), [*encodings(issued), CLIENT_SECRET])
+    assert not leaks, leaks
+
+
+def test_an_error_field_carrying_the_token_is_not_quoted(
+    lab: Lab, logs: io.StringIO, caplog: pytest.LogCaptureFixture
+) -> None:
+    def echo(request: Request) -> Reply:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        return Reply.json({"error": base64.b64encode(token.encode()).decode()[:40]}, 403)
+
+    with ScriptedApi(echo) as api:
+        scripted(lab, api)
+        lab.run(EVENT)
+        (issued,) = api.tokens
+    body, _, _ = failed_run(lab)
+    assert body["error"].endswith("the API rejected the request (403)"), body["error"]
+    encoded = base64.b64encode(issued.encode()).decode()
+    leaks = find_secrets(everything(lab, logs, caplog), [encoded[:24], issued])
+    assert not leaks, leaks

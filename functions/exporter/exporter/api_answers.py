@@ -1,13 +1,15 @@
 """What the analytiks API answers, read and checked before anything trusts it.
 
-Bodies are read raw and bounded (never decompressed), error answers are quoted
-only redacted and cut, v3 pages and v2 refusals are checked for the shapes the
-API document allows (docs/reliability.md, "Secrets and hostile answers").
+Bodies are read raw and bounded (never decompressed), error answers are never
+quoted (only an `error` code that cannot carry a token), v3 pages and v2
+refusals are checked for the shapes the API document allows (docs/reliability.md,
+"Secrets and hostile answers").
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Final
 
 import urllib3
@@ -21,10 +23,12 @@ from exporter.ports import MAX_CURSOR_LENGTH
 # under 1 KB. Larger answers are refused as malformed before they fill memory.
 MAX_PAGE_BYTES: Final = 64 * 1024 * 1024
 MAX_TOKEN_ANSWER_BYTES: Final = 64 * 1024
-# An error answer is quoted (redacted, then cut to `_QUOTE_CHARS`) only if it is
-# at most this long; a longer one is not read at all.
+# An error answer is read (for its `error` code and refused ids) only if it is at
+# most this long; a longer one is not read at all.
 MAX_ERROR_ANSWER_BYTES: Final = 64 * 1024
-_QUOTE_CHARS: Final = 200
+# The `error` field quoted from a 4xx answer: an error code, never a sentence.
+_ERROR_CODE: Final = re.compile(r"[A-Za-z][A-Za-z0-9 _.:-]{0,63}", re.ASCII)
+_TOKEN_RUN: Final = re.compile(r"[^ ]{20}")
 _READ_CHUNK: Final = 1024 * 1024
 
 _MAX_REFUSED: Final = 10_000  # a selection names at most 10,000 ids
@@ -120,26 +124,21 @@ def _read_capped(response: urllib3.BaseHTTPResponse, limit: int) -> bytearray | 
     return body
 
 
-def reason(data: bytearray | None) -> str:
-    """What an error answer says, for an error message: redacted whole, then cut.
+def error_code(data: bytearray | None) -> str | None:
+    """The API's `error` field of an error answer, if it is safe to quote, else None.
 
-    The answer may echo the request (its bearer token). Redaction runs on the
-    parsed, unescaped strings before anything is serialized or cut, so neither
-    JSON or repr escaping nor a cut through a secret can leave part of it.
+    The body of a 4xx answer is never quoted: it may echo the request's bearer
+    token in a form no redaction recognises (percent-encoded, base64). Only an
+    `error` field that reads like an error code is: short, ASCII words, and no
+    run of token characters long enough to carry a token however encoded.
     """
-    if data is None:
-        return f"(answer not quoted: compressed or longer than {MAX_ERROR_ANSWER_BYTES:,} bytes)"
-    try:
-        payload = json_codec.loads(data)
-    except json_codec.JSONDecodeError:
-        text = redaction.redact(data.decode("utf-8", "replace"))
-    else:
-        if isinstance(payload, dict):
-            message = payload.get("message") or payload.get("error")
-            payload = message if isinstance(message, str) else payload
-        payload = redaction.redact_value(payload)
-        text = payload if isinstance(payload, str) else json_codec.dumps(payload).decode()
-    return redaction.error_text(text, _QUOTE_CHARS)
+    payload = json_or_none(bytes(data)) if data is not None else None
+    code = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(code, str) or not _ERROR_CODE.fullmatch(code):
+        return None
+    if _TOKEN_RUN.search(code) or redaction.redact(code) != code:
+        return None
+    return code
 
 
 def v3_page(payload: Any) -> tuple[list[Any], str | None]:

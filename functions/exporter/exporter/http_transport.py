@@ -22,9 +22,9 @@ from exporter import json_codec
 from exporter.api_answers import (
     MAX_PAGE_BYTES,
     MAX_TOKEN_ANSWER_BYTES,
+    error_code,
     header_seconds,
     json_or_none,
-    reason,
     receive,
 )
 from exporter.errors import (
@@ -208,8 +208,11 @@ class Transport:
                         "answer is not quoted (it may echo the client_secret)"
                     )
                 else:
-                    why = reason(data)
-                    raise ApiRejected(f"{what}: the API rejected the request ({status}): {why}")
+                    code = error_code(data)
+                    raise ApiRejected(
+                        f"{what}: the API rejected the request ({status})"
+                        + (f": {code}" if code else "")
+                    )
             if status != 429:
                 throttled = 0
             if attempt + 1 == policy.max_attempts:

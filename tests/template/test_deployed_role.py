@@ -199,7 +199,7 @@ def test_no_allow_on_every_resource_and_wildcards_only_where_documented(
             assert resource != "*"
             rest = resource
             # Object keys under a prefix; the secret's 6-character suffix.
-            allowed_paths = ("/wifi/metrics/*", "-??????")
+            allowed_paths: tuple[str, ...] = ("/wifi/metrics/*", "-??????")
             allowed_paths += tuple(f"/wifi/_exports/{d}/*" for d in ("runs", "requests", "history"))
             for allowed in allowed_paths:
                 rest = rest.replace(allowed, "")

@@ -22,6 +22,7 @@ from exporter import json_codec
 from exporter.aws import S3Store
 from exporter.run.keys import Layout, RunKeys, brand_of_run_id
 from exporter.run.records import is_run_id
+from wifi_export_cli import stored
 from wifi_export_cli.deployment import CliError, Deployment
 
 FINAL: Final = ("succeeded", "failed", "cancelled")
@@ -61,6 +62,7 @@ class RunView:
     manifest: str | None = None
     windows: list[dict[str, Any]] | None = None  # the plan, as `run` answered it
     now: datetime | None = None  # when this was read
+    malformed: list[str] = field(default_factory=list)  # stored fields of the wrong type
 
     @property
     def final(self) -> bool:
@@ -163,6 +165,8 @@ class Runs:
         # Per-window progress objects by key: (ETag, document). Following a long
         # run re-reads only the windows that moved since the last refresh.
         self._progress: dict[str, tuple[str, dict[str, Any]]] = {}
+        # History entries `recent` skipped as malformed (stored.py).
+        self.skipped = 0
 
     # -- one run ---------------------------------------------------------------------
 
@@ -210,41 +214,43 @@ class Runs:
             view.cancel = cancel
         failed = self._json(keys.failed)
         if failed is not None:
-            view.error = str(failed.get("error"))
+            view.error = stored.text(failed.get("error"))
         return view
 
     def _view(self, keys: RunKeys, doc: dict[str, Any]) -> RunView:
-        raw_totals, raw_api = doc.get("totals"), doc.get("api")
-        totals: dict[str, Any] = raw_totals if isinstance(raw_totals, dict) else {}
-        api: dict[str, Any] = raw_api if isinstance(raw_api, dict) else {}
+        totals = stored.mapping(doc.get("totals")) or {}
+        api = stored.mapping(doc.get("api")) or {}
         state = doc.get("state")
         windows = doc.get("windows")
+        bad = stored.Malformed()
+        rows = bad.count(doc, "rows", -1)
         return RunView(
             run_id=keys.run_id,
             brand_id=keys.brand_id,
             status=state if state in STATUSES else "running",
-            start_date=doc.get("startDate"),
-            end_date=doc.get("endDate"),
-            time_basis=doc.get("timeBasis"),
-            trigger=doc.get("trigger"),
-            started_at=doc.get("startedAt"),
-            windows_done=int(doc.get("windowsDone", 0)),
-            windows_total=int(
-                doc.get("windowsTotal", len(windows) if isinstance(windows, list) else 0)
+            start_date=stored.text(doc.get("startDate")),
+            end_date=stored.text(doc.get("endDate")),
+            time_basis=stored.text(doc.get("timeBasis")),
+            trigger=stored.text(doc.get("trigger")),
+            started_at=stored.text(doc.get("startedAt")),
+            windows_done=bad.count(doc, "windowsDone"),
+            windows_total=bad.count(
+                doc, "windowsTotal", len(windows) if isinstance(windows, list) else 0
             ),
-            rows=int(doc.get("rows", totals.get("rows", 0)) or 0),
-            bytes=int(totals.get("bytes", 0) or 0),
-            pages=int(api.get("pages", 0) or 0),
-            api_calls=int(api.get("calls", 0) or 0),
-            retries=int(api.get("retries", 0) or 0),
-            updated_at=doc.get("updatedAt"),
-            finished_at=doc.get("finishedAt"),
-            duration_s=doc.get("durationSeconds"),
-            last_checkpoint=doc.get("lastCheckpoint"),
-            error=doc.get("error"),
-            refused=list(doc.get("refused") or []),
-            selection=doc.get("selection"),
+            rows=rows if rows >= 0 else bad.count(totals, "rows"),
+            bytes=bad.count(totals, "bytes"),
+            pages=bad.count(api, "pages"),
+            api_calls=bad.count(api, "calls"),
+            retries=bad.count(api, "retries"),
+            updated_at=stored.text(doc.get("updatedAt")),
+            finished_at=stored.text(doc.get("finishedAt")),
+            duration_s=bad.seconds(doc, "durationSeconds"),
+            last_checkpoint=stored.mapping(doc.get("lastCheckpoint")),
+            error=stored.text(doc.get("error")),
+            refused=list(stored.ids(doc.get("refused"))),
+            selection=stored.mapping(doc.get("selection")),
             now=self._clock(),
+            malformed=bad.fields,
         )
 
     def _add_progress(self, keys: RunKeys, view: RunView) -> None:
@@ -264,13 +270,13 @@ class Runs:
             entry = self._progress.get(key)
             if entry is None:
                 continue
-            doc = entry[1]
-            view.rows += int(doc.get("rows", 0))
-            view.bytes += int(doc.get("bytes", 0))
-            view.pages += int(doc.get("pages", 0))
-            view.api_calls += int(doc.get("apiCalls", 0))
-            view.retries += int(doc.get("retries", 0))
-            refused.update(doc.get("refused", ()))
+            doc, bad = entry[1], stored.Malformed()
+            view.rows += bad.count(doc, "rows")
+            view.bytes += bad.count(doc, "bytes")
+            view.pages += bad.count(doc, "pages")
+            view.api_calls += bad.count(doc, "apiCalls")
+            view.retries += bad.count(doc, "retries")
+            refused.update(stored.ids(doc.get("refused")))
         view.refused = sorted(refused, key=str)
 
     def _json(self, key: str) -> dict[str, Any] | None:
@@ -302,6 +308,9 @@ class Runs:
                 with ThreadPoolExecutor(_READERS) as pool:
                     views = list(pool.map(self._entry, chunk))
                 for view in views:
+                    if view is not None and view.malformed:
+                        self.skipped += 1  # one bad entry must not hide every run
+                        continue
                     if view is not None and (status is None or view.status == status):
                         found.append(view)
                         if len(found) >= last:

@@ -32,6 +32,7 @@ _TOKEN_RUN: Final = re.compile(r"[^ ]{20}")
 _READ_CHUNK: Final = 1024 * 1024
 
 _MAX_REFUSED: Final = 10_000  # a selection names at most 10,000 ids
+_MAX_BIGINT: Final = 2**63 - 1
 
 
 def json_or_none(data: bytes) -> Any:
@@ -41,8 +42,17 @@ def json_or_none(data: bytes) -> Any:
         return None
 
 
-def refused_ids(payload: Any) -> tuple[int | str, ...]:
-    """The ids a 401 body or a v2 `failures` object names (`locations`), bounded."""
+def refused_ids(
+    payload: Any, requested: tuple[int | str, ...] | None = None
+) -> tuple[int | str, ...]:
+    """The ids a 401 body or a v2 `failures` object names (`locations`), bounded.
+
+    With `requested` (the batch's ids), only ids the batch asked for are kept: a
+    refused id is stored, notified and shown to operators, so the API must not
+    be able to put text of its own there. A batch of reference numbers or a zone
+    may be refused by location id: then positive bigints are kept too (a number
+    carries no text). At most as many ids as were requested.
+    """
     ids = payload.get("locations") if isinstance(payload, dict) else None
     if not isinstance(ids, list):
         return ()
@@ -51,6 +61,14 @@ def refused_ids(payload: Any) -> tuple[int | str, ...]:
         for i in ids[:_MAX_REFUSED]
         if (isinstance(i, int) and not isinstance(i, bool)) or isinstance(i, str)
     ]
+    if requested is not None:
+        asked = set(requested)
+        by_location = not any(type(i) is int for i in requested)
+        kept = [
+            i
+            for i in dict.fromkeys(kept)
+            if i in asked or (by_location and type(i) is int and 0 < i <= _MAX_BIGINT)
+        ][: len(asked)]
     return tuple(kept)
 
 

@@ -214,3 +214,36 @@ def test_an_error_field_carrying_the_token_is_not_quoted(
     encoded = base64.b64encode(issued.encode()).decode()
     leaks = find_secrets(everything(lab, logs, caplog), [encoded[:24], issued])
     assert not leaks, leaks
+
+
+# -- E. the page cap follows the function's memory ------------------------------------
+
+
+def test_a_page_over_the_memory_cap_fails_the_run(lab: Lab) -> None:
+    """512 MB: three pages of tiny objects at 64 MiB would need about 5 GiB; the cap
+    (api_answers.page_limit) keeps the worst case inside the memory."""
+    lab.configure(AWS_LAMBDA_FUNCTION_MEMORY_SIZE="512")
+    limit = (512 - 160) * 1024 * 1024 // 96  # RESERVED_MIB, PAGE_PEAK_FACTOR: 3.7 MiB
+    payload = b'{"data": [], "cursor": null}'
+    body = payload + b" " * (limit + 1 - len(payload))  # valid JSON, one byte over
+    with ScriptedApi(v3_pages({None: Reply(200, body)})) as api:
+        scripted(lab, api)
+        lab.run(EVENT)
+    note, _, _ = failed_run(lab)
+    assert note["error"] == f"v3 page for brand 1234: the answer is larger than {limit:,} bytes"
+
+
+def test_the_page_cap_by_memory() -> None:
+    from exporter.api_answers import (  # noqa: PLC0415
+        MAX_PAGE_BYTES,
+        PAGE_PEAK_FACTOR,
+        RESERVED_MIB,
+        page_limit,
+    )
+
+    assert page_limit(None) == MAX_PAGE_BYTES  # not in Lambda: the ceiling
+    assert page_limit("10240") == MAX_PAGE_BYTES
+    for memory in (512, 1769, 3008):
+        worst = page_limit(str(memory)) * PAGE_PEAK_FACTOR
+        assert worst + RESERVED_MIB * 1024 * 1024 <= memory * 1024 * 1024, memory
+    assert page_limit("128") == 1024 * 1024  # never below 1 MiB

@@ -22,6 +22,15 @@ from exporter.ports import MAX_CURSOR_LENGTH
 # is a few hundred KB to a few MB (docs/performance.md), a token answer well
 # under 1 KB. Larger answers are refused as malformed before they fill memory.
 MAX_PAGE_BYTES: Final = 64 * 1024 * 1024
+# Below that ceiling, the function's memory decides (`page_limit`): a step holds
+# up to three parsed pages (one shaped, one read ahead, one being read), and a
+# page of tiny JSON objects takes ~27 times its size once parsed: measured 80
+# times a page in all, 96 with a margin (bench/page_memory.py; docs/performance.md,
+# "Page cap and memory").
+PAGE_PEAK_FACTOR: Final = 96
+# What the runtime, the imports and the gzip parts of a step need besides.
+RESERVED_MIB: Final = 160
+MIN_PAGE_BYTES: Final = 1024 * 1024
 MAX_TOKEN_ANSWER_BYTES: Final = 64 * 1024
 # An error answer is read (for its `error` code and refused ids) only if it is at
 # most this long; a longer one is not read at all.
@@ -33,6 +42,16 @@ _READ_CHUNK: Final = 1024 * 1024
 
 _MAX_REFUSED: Final = 10_000  # a selection names at most 10,000 ids
 _MAX_BIGINT: Final = 2**63 - 1
+
+
+def page_limit(memory_mib: str | None) -> int:
+    """The page cap for a function of `memory_mib` (AWS_LAMBDA_FUNCTION_MEMORY_SIZE):
+    the worst case of three pages stays within the memory. Outside Lambda (no
+    value), the ceiling."""
+    if memory_mib is None or not (memory_mib.isascii() and memory_mib.isdigit()):
+        return MAX_PAGE_BYTES
+    share = (int(memory_mib) - RESERVED_MIB) * 1024 * 1024 // PAGE_PEAK_FACTOR
+    return max(MIN_PAGE_BYTES, min(MAX_PAGE_BYTES, share))
 
 
 def json_or_none(data: bytes) -> Any:

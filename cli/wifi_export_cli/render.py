@@ -74,7 +74,7 @@ def started_line(view: RunView) -> Text:
 
 def status_text(status: str, cancel_requested: bool = False) -> Text:
     label = f"{status} (cancel requested)" if cancel_requested and status == "running" else status
-    return Text(label, style=f"bold {STYLES.get(status, '')}")
+    return text(label, f"bold {STYLES.get(status, '')}")
 
 
 def rows_line(view: RunView) -> str:

@@ -6,6 +6,8 @@ numbers do not crash `runs` (docs/reliability.md, "Hardening II")."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -173,3 +175,19 @@ def test_notifications_and_refused_ids_are_plain_text(
     assert shown.exit_code == 0, shown.output
     assert_plain(shown.output, shown=False)
     assert "1002" in shown.output
+
+
+def test_no_output_path_bypasses_the_plain_console() -> None:
+    """Every way the CLI writes goes through the central one: the console is a
+    `PlainConsole`, a `Text` is made only of `printable` text, and what is echoed
+    is `printable` or JSON."""
+    package = Path(__file__).resolve().parents[2] / "cli" / "wifi_export_cli"
+    source = "\n".join(p.read_text() for p in sorted(package.glob("*.py")))
+    assert not re.search(r"(?<![.\w])Console\(", source)
+    assert re.findall(r"\bText\(([^)]{0,20})", source) == ["printable(str(value"]
+    assert not re.search(r"(?<![.\w])print\(", source)
+    for call in re.findall(r"click\.echo\((.{0,30})", source):
+        assert call.startswith(
+            ('f"wifi-export: {printable(', 'f"  hint: {printable(', "json.dumps(")
+        ), call
+    assert "markup=True" not in source

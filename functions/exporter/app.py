@@ -39,7 +39,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 event_type=EventType.SQS, raise_on_entire_batch_failure=False
             )
 
-            ours = events.queue_arn(ctx.settings.queue_url, os.environ.get("AWS_REGION", ""))
+            # Lambda sets AWS_REGION; a local stand-in may set only the default.
+            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "")
+            ours = events.queue_arn(ctx.settings.queue_url, region)
 
             def record_handler(record: SQSRecord) -> None:
                 if not events.from_queue(record.get("eventSourceARN"), ours):

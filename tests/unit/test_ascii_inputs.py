@@ -87,3 +87,37 @@ def test_brand_ids_are_ascii_bigints(brands: str) -> None:
 def test_a_reference_number_with_a_trailing_newline_is_refused() -> None:
     with pytest.raises(InvalidEvent, match="referenceNumbers"):
         parse_selection({"brandId": 1, "referenceNumbers": ["A-12\n"]})
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("a\x1b[2Jb", "ab"),
+        ("x\x1b]8;;https://evil.example/\x1b\\link\x1b]8;;\x1b\\y", "xlinky"),
+        ("\x1b]0;title\x07ok", "ok"),
+        ("\x9b31mred\x9d8;;u\x9c!", "red!"),
+        ("bell\x07 tab\t nul\x00 del\x7f", "bell tab nul del"),
+        ("\u202eevil\u2066", "evil"),
+        ("[bold]x[/] é 中", "[bold]x[/] é 中"),
+    ],
+)
+def test_printable_removes_what_a_terminal_would_act_on(raw: str, shown: str) -> None:
+    from exporter.redaction import printable  # noqa: PLC0415
+
+    assert printable(raw) == shown
+
+
+@pytest.mark.parametrize(
+    ("requested", "named", "kept"),
+    [
+        ((1, 2), [2, 3, "\x1b[2J", True, 2], (2,)),
+        (("A-1", "B-2"), ["B-2", "C-3", 77, 2**63, -1], ("B-2", 77)),
+        (("A-1",), [5, 6, 7], (5,)),  # never more than were asked for
+    ],
+)
+def test_refused_ids_are_ids_the_batch_asked_for(
+    requested: tuple[int | str, ...], named: list[object], kept: tuple[int | str, ...]
+) -> None:
+    from exporter.api_answers import refused_ids  # noqa: PLC0415
+
+    assert refused_ids({"locations": named}, requested) == kept

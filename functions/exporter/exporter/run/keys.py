@@ -15,7 +15,7 @@ from exporter.errors import InvalidTask
 from exporter.run.records import RUN_ID_PATTERN, is_run_id
 
 _DATA_NAME_RE: Final = re.compile(rf"({RUN_ID_PATTERN})-w\d+-s\d+\.json\.gz", re.ASCII)
-_LEASE_RE: Final = re.compile(r"lease-(\d{6})\.json", re.ASCII)
+_LEASE_RE: Final = re.compile(r"lease-(\d{6})\.json\Z", re.ASCII)
 
 
 def run_id_of_data_object(key: str) -> str | None:

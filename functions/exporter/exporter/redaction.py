@@ -115,8 +115,8 @@ def redact_value(value: Any) -> Any:
 
 def error_text(text: str, limit: int = MAX_ERROR_CHARS) -> str:
     """Error text fit for a record or a notification: redacted whole, then one
-    line, then at most `limit` characters."""
-    clean = _CONTROL.sub(" ", redact(text))
+    line without escape sequences, then at most `limit` characters."""
+    clean = _CONTROL.sub(" ", _ESCAPES.sub("", redact(text)))
     if len(clean) <= limit:
         return clean  # so bounding bounded text changes nothing
     note = f"… [cut, {len(clean):,} characters in all]"

@@ -141,7 +141,7 @@ MUTANTS: tuple[Mutant, ...] = (
          "        if receive_count > ctx.settings.max_receive_count:  # mutant\n")],
        "tests/unit/test_messages.py::test_the_last_delivery_fails_the_run_instead_of_going_silent"),
     _m("redaction-after-cut", "error text is cut before it is redacted: a straddling secret leaks its start",
-       [("redaction.py", '    clean = _CONTROL.sub(" ", redact(text))\n', '    clean = _CONTROL.sub(" ", text)\n'),
+       [("redaction.py", '    clean = _CONTROL.sub(" ", _ESCAPES.sub("", redact(text)))\n', '    clean = _CONTROL.sub(" ", _ESCAPES.sub("", text))\n'),
         ("redaction.py", "        return clean  # so bounding", "        return redact(clean)  # so bounding"),
         ("redaction.py", "    return clean[: max(limit - len(note), 0)] + note\n",
          "    return redact(clean[: max(limit - len(note), 0)]) + note\n")],

@@ -46,11 +46,11 @@ def test_an_error_is_raised_only_after_every_call_ended() -> None:
     # finds `ended` empty, however slowly either thread runs.
     ended: list[str] = []
     caller = threading.get_ident()
-    raised = threading.Event()
+    raised, looked = threading.Event(), threading.Event()
 
     def slow() -> None:
-        give_up = time.monotonic() + 30  # only a broken at_once gets this far
-        while time.monotonic() < give_up:
+        give_up = time.monotonic() + 30  # a broken at_once: ends once the test looked
+        while time.monotonic() < give_up and not looked.is_set():
             if raised.is_set() and _blocked_in_a_wait(caller):
                 break
             time.sleep(0.001)
@@ -62,7 +62,9 @@ def test_an_error_is_raised_only_after_every_call_ended() -> None:
 
     with pytest.raises(ValueError, match="first"):
         at_once(fail, slow)
-    assert ended == ["slow"]
+    seen = list(ended)
+    looked.set()
+    assert seen == ["slow"]
 
 
 def test_the_first_error_in_argument_order_wins_and_kills_pass_through() -> None:

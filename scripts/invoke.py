@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -23,6 +24,12 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+)
 
 
 def _day(text: str) -> str:
@@ -32,8 +39,15 @@ def _day(text: str) -> str:
         raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {text!r}") from exc
 
 
+def _region() -> str | None:
+    """AWS_REGION too (boto3 alone reads only AWS_DEFAULT_REGION and the profile)."""
+    return os.environ.get("AWS_REGION", "").strip() or None
+
+
 def stack_output(stack_name: str, key: str) -> str:
-    stacks = boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+    stacks = boto3.client("cloudformation", region_name=_region()).describe_stacks(
+        StackName=stack_name
+    )["Stacks"]
     for output in stacks[0].get("Outputs", []):
         if output["OutputKey"] == key:
             return str(output["OutputValue"])
@@ -91,11 +105,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.end < args.start:
         p.error("--end is before --start")
 
+    try:
+        return _invoke(args)
+    except NoRegionError:
+        return _fail("no AWS region configured: set AWS_REGION (or AWS_PROFILE with a region)")
+    except NoCredentialsError:
+        return _fail("no AWS credentials found: set AWS_PROFILE (or AWS_ACCESS_KEY_ID ...)")
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        return _fail(
+            f"AWS {exc.operation_name} failed: {error.get('Code')}: {error.get('Message', '')}"
+            " (check STACK_NAME, AWS_REGION and AWS_PROFILE)"
+        )
+    except BotoCoreError as exc:
+        return _fail(f"AWS: {exc} (check the network, AWS_REGION and AWS_PROFILE)")
+
+
+def _fail(message: str) -> int:
+    print(f"make invoke: {message}", file=sys.stderr)
+    return 3
+
+
+def _invoke(args: argparse.Namespace) -> int:
     function_name = stack_output(args.stack_name, "FunctionName")
     event = build_event(args)
     # Synchronous, no client retry: a retried invoke would plan a second run.
     client = boto3.client(
-        "lambda", config=Config(read_timeout=910, retries={"total_max_attempts": 1})
+        "lambda",
+        region_name=_region(),
+        config=Config(read_timeout=910, retries={"total_max_attempts": 1}),
     )
     print(f"invoking {function_name} with {json.dumps(event)}", file=sys.stderr)
     response = client.invoke(

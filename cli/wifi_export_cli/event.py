@@ -128,7 +128,8 @@ def in_flags(message: str) -> tuple[tuple[str, ...], str]:
     item = _ITEM.search(match.group("fields"))
     where = f" (item {int(item.group(1)) + 1})" if item else ""
     rest = _CAMEL.sub(lambda m: FLAGS[m.group(1)], message[match.end() :])
-    rest = rest.replace("(locations, --reference-numbers", "(--locations, --reference-numbers")
+    # "locations" is also a plain word: only where the exporter lists it as a field.
+    rest = re.sub(r"\(locations\b", "(--locations", rest).replace("use --brand", "give one --brand")
     return flags, f"{_joined(flags)}{where}: {rest}"
 
 

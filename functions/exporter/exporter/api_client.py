@@ -150,7 +150,8 @@ class AnalytiksClient:
             payload = self._authorized(self._v3_url, json_codec.dumps(request), remaining_s, what)
         except Unauthorized:
             raise ApiRejected(
-                f"API: brand {brand_id} is not authorized for these credentials (401)"
+                f"API: brand {brand_id} is unknown to the API or not authorized for these "
+                "credentials (401)"
             ) from None
         return v3_page(payload)
 

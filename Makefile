@@ -8,7 +8,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install lint typecheck pytest test pr demo bench bench-scale chaos build deploy invoke logs delete clean lock sam-venv sam-lock validate clean-sam
+.PHONY: help install lint typecheck pytest test pr demo sandbox bench bench-scale chaos build deploy invoke logs delete clean lock sam-venv sam-lock validate clean-sam
 .PHONY: layer-lock scan checkov-venv checkov-lock
 
 help: ## list the targets
@@ -47,6 +47,9 @@ pr: test ## alias kept for muscle memory: what a pull request must pass
 
 demo: $(STAMP) ## run the exporter end to end on moto + the local fake API
 	$(PY) -m local.demo
+
+sandbox: $(STAMP) ## the local stack up until Ctrl-C, for the CLI in another shell (writes .sandbox.env)
+	$(PY) -m local.sandbox
 
 BENCH_ARGS ?=
 bench: $(STAMP) ## benchmark vs baselines: bench/results/latest.json + docs/performance.md

@@ -39,5 +39,8 @@ def test_demo_runs_and_cleans_up() -> None:
     assert '"level"' not in out and '"_aws"' not in out
     assert "0 WARNING, 0 ERROR" in out
     assert "brand_id=1234/dt=2023-06-12" in out
-    assert "avg_dwell_min" in out and "rows in 13 partitions" in out
+    # The summary counts the (brand, day) partitions the listing above it shows.
+    listed = re.findall(r"^  brand_id=\d+/dt=\S+ +\d+ object", out, re.MULTILINE)
+    assert "avg_dwell_min" in out and f"rows in {len(listed)} partitions" in out, listed
+    assert len(listed) == 14  # 12 days of 1234, and the nightly day of both brands
     assert "Demo finished" in out

@@ -104,6 +104,7 @@ def refresh(session: Session, current: dict[str, RunView]) -> None:
 @click.option("--brand", type=click.IntRange(min=1), help="Only this brand.")
 @click.option("--status", "state", type=click.Choice(STATUSES), help="Only runs in this state.")
 @click.option("--last", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--ids", is_flag=True, help="Print only the run ids, one a line (for scripts).")
 @deployment_options
 @handle_errors
 def list_runs(
@@ -111,6 +112,7 @@ def list_runs(
     brand: int | None,
     state: str | None,
     last: int,
+    ids: bool,
     stack_name: str | None,
     region: str | None,
     profile: str | None,
@@ -121,6 +123,10 @@ def list_runs(
     views = session.runs.recent(brand=brand, status=state, last=last)
     if as_json:
         print_json([v.to_json() for v in views])
+        return
+    if ids:
+        for view in views:
+            click.echo(view.run_id)
         return
     if not views:
         session.console.print("no runs found" + (" for these filters" if brand or state else ""))

@@ -131,7 +131,7 @@ def list_runs(
     if not views:
         session.console.print("no runs found" + (" for these filters" if brand or state else ""))
         return
-    session.console.print(render.runs_table(views))
+    session.console.print(render.runs_table(views, session.console.width))
 
 
 @click.command()

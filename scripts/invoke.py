@@ -3,6 +3,7 @@
     python scripts/invoke.py --stack-name wifi-export --brand 1234 \
         --start 2023-06-08 --end 2023-06-30 [--locations 1,2,3 | --references US0658,FR2561
         | --zone <uuid>] [--zero-fill | --skip-unauthorized]
+    python scripts/invoke.py --event events/scheduled.json [--function NAME]
 
 Finds the function through the stack's FunctionName output and invokes it
 synchronously with the on-demand event of docs/contracts.md, "Events". The answer (run ids and
@@ -68,9 +69,19 @@ def _texts(text: str) -> list[str]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     p.add_argument("--stack-name", default="wifi-export")
-    p.add_argument("--brand", type=int, required=True)
-    p.add_argument("--start", type=_day, required=True, help="first day, inclusive")
-    p.add_argument("--end", type=_day, required=True, help="last day, inclusive")
+    p.add_argument(
+        "--function",
+        default=os.environ.get("FUNCTION_NAME") or None,
+        help="the function's name (else FUNCTION_NAME, else the stack's FunctionName output)",
+    )
+    p.add_argument(
+        "--event",
+        type=argparse.FileType("rb"),
+        help="send this event file as it is (events/*.json) instead of building one",
+    )
+    p.add_argument("--brand", type=int)
+    p.add_argument("--start", type=_day, help="first day, inclusive")
+    p.add_argument("--end", type=_day, help="last day, inclusive")
     selector = p.add_mutually_exclusive_group()
     selector.add_argument("--locations", type=_ids, help="chosen location ids, comma-separated")
     selector.add_argument("--references", type=_texts, help="chosen reference numbers")
@@ -102,7 +113,9 @@ def build_event(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
-    if args.end < args.start:
+    if args.event is None and None in (args.brand, args.start, args.end):
+        p.error("--brand, --start and --end are required (or --event FILE)")
+    if args.event is None and args.end < args.start:
         p.error("--end is before --start")
 
     try:
@@ -127,8 +140,8 @@ def _fail(message: str) -> int:
 
 
 def _invoke(args: argparse.Namespace) -> int:
-    function_name = stack_output(args.stack_name, "FunctionName")
-    event = build_event(args)
+    function_name = args.function or stack_output(args.stack_name, "FunctionName")
+    event = json.loads(args.event.read()) if args.event else build_event(args)
     # Synchronous, no client retry: a retried invoke would plan a second run.
     client = boto3.client(
         "lambda",

@@ -6,6 +6,7 @@ sandbox may be running in the checkout). Each line must exit as its comment says
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,3 +63,11 @@ def test_the_sandbox_writes_what_a_second_shell_needs(sandbox: Sandbox) -> None:
         assert f"export {name}=" in exports
     assert ".sandbox.env" in (ROOT / ".gitignore").read_text().splitlines()
     assert isinstance(sandbox.env_file, Path)
+
+
+def test_a_sample_event_through_make_invoke(sandbox: Sandbox) -> None:
+    """events/scheduled.json, as the README offers it, on the sandbox: accepted today."""
+    done = sandbox.shell("make -s invoke EVENT=events/scheduled.json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = json.loads(done.stdout)["runs"]
+    assert sorted(r["brandId"] for r in runs) == [777, 1234]

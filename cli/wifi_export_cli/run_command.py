@@ -18,6 +18,7 @@ from wifi_export_cli.watch import follow_and_exit, refresh
 # (a page, or a refusal such as an unknown brand), polling at most this often.
 FIRST_ANSWER_WAIT_S = 120.0
 FIRST_ANSWER_POLL_S = 1.0
+FIRST_ANSWER_MIN_POLL_S = 0.2  # `--interval 0` must not spin on S3 for two minutes
 
 
 @click.command()
@@ -99,7 +100,8 @@ def run(
     if follow:
         follow_and_exit(session, views, interval, as_list=True)
     if not no_wait:
-        views = _first_answers(session, views, min(interval, FIRST_ANSWER_POLL_S))
+        poll_s = min(max(interval, FIRST_ANSWER_MIN_POLL_S), FIRST_ANSWER_POLL_S)
+        views = _first_answers(session, views, poll_s)
     failed = [v for v in views if v.final and v.status != "succeeded"]
     if as_json:
         print_json([v.to_json() for v in views])
@@ -139,7 +141,7 @@ def _first_answers(session: Session, views: list[RunView], poll_s: float) -> lis
     waited = 0.0
     while not all(_answered(v) for v in current.values()) and waited < FIRST_ANSWER_WAIT_S:
         session.services.sleep(poll_s)
-        waited += max(poll_s, 0.01)
+        waited += poll_s
         refresh(session, current)
     return list(current.values())
 

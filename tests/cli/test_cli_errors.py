@@ -221,3 +221,12 @@ def test_make_invoke_without_aws_prints_one_line(
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr, proc.stderr
     assert line in proc.stderr, proc.stderr
+
+
+def test_run_waits_for_the_first_answer_a_bounded_time(cli_lab: CliLab) -> None:
+    """Nobody takes the queue's messages: `run` gives up waiting, the run goes on (exit 0)."""
+    slept: list[float] = []
+    result = cli_lab.cli("run", *RANGE, "--interval", "0", sleep=slept.append)
+    assert result.exit_code == 0, result.stderr
+    assert "started run" in result.stdout and "it has" not in result.stdout
+    assert min(slept) >= 0.2 and 110 <= sum(slept) <= 121, slept  # ~2 minutes, never a spin

@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for line in lines:
                 print(f"  {line}")
             print()
-            print(f"  or:  set -a; . ./{env_file.name}; set +a")
+            print(f"  or:  set -a; . ./{env_file.name}; set +a; . .venv/bin/activate")
             print(f"  then: wifi-export run --brand {BRAND} --from 2023-06-01 --to 2023-06-12")
             print()
             print("The sandbox stays up until Ctrl-C.", flush=True)

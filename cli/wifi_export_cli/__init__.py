@@ -1,4 +1,4 @@
-"""`wifi-export`: start, watch, list and cancel export runs (DESIGN §7, docs/runbook.md).
+"""`wifi-export`: start, watch, list, cancel and query export runs (docs/runbook.md).
 
 It reads and writes the exporter's S3 state through the exporter's own key
 layout (`exporter.run.keys`) and S3 adapter (`exporter.aws.S3Store`): one layout,

@@ -48,7 +48,8 @@ from local.sandbox import (  # noqa: E402
     local_stack,
 )
 
-LOG = Path(tempfile.gettempdir()) / "wifi-export-demo-exporter.log"
+# One log per demo: demos run side by side (CI, several checkouts) never truncate each other's.
+LOG = Path(tempfile.gettempdir()) / f"wifi-export-demo-{os.getpid()}.log"
 
 
 def say(text: str = "") -> None:

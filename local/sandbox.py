@@ -145,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--env-file", type=Path, default=ENV_FILE, help="default: .sandbox.env")
     args = parser.parse_args(argv)
     stop = _stop_on_sigterm()
-    log_path = Path(tempfile.gettempdir()) / "wifi-export-sandbox-exporter.log"
+    # One log per sandbox: two sandboxes (or a test's) never truncate each other's.
+    log_path = Path(tempfile.gettempdir()) / f"wifi-export-sandbox-{os.getpid()}.log"
     env_file: Path = args.env_file
     try:
         with log_path.open("w") as log, local_stack(log=log) as stack:

@@ -8,7 +8,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install lint typecheck pytest test pr demo bench bench-scale chaos build deploy invoke logs delete clean lock sam-venv sam-lock validate clean-sam
+.PHONY: help install lint typecheck pytest test pr demo sandbox bench bench-scale chaos build deploy invoke logs delete clean lock sam-venv sam-lock validate clean-sam
 .PHONY: layer-lock scan checkov-venv checkov-lock
 
 help: ## list the targets
@@ -47,6 +47,9 @@ pr: test ## alias kept for muscle memory: what a pull request must pass
 
 demo: $(STAMP) ## run the exporter end to end on moto + the local fake API
 	$(PY) -m local.demo
+
+sandbox: $(STAMP) ## the local stack up until Ctrl-C, for the CLI in another shell (writes .sandbox.env)
+	$(PY) -m local.sandbox
 
 BENCH_ARGS ?=
 bench: $(STAMP) ## benchmark vs baselines: bench/results/latest.json + docs/performance.md
@@ -98,6 +101,7 @@ STACK_NAME      ?= $(or $(shell sed -n 's/^ *stack_name *= *"\([^"]*\)".*/\1/p' 
 # Telemetry off for every sam call (CI and developers alike).
 SAM             = PATH="$(dir $(PYTHON)):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 BRAND           ?=
+EVENT           ?=
 START           ?=
 END             ?=
 LOCATIONS       ?=
@@ -133,12 +137,13 @@ deploy: build ## sam deploy (guided the first time; that writes samconfig.toml)
 	  $(SAM) deploy --guided --stack-name $(STACK_NAME) --capabilities CAPABILITY_IAM; \
 	fi
 
-invoke: $(STAMP) ## on-demand export on the deployed stack: make invoke BRAND=1234 START=2023-06-08 END=2023-06-30 [LOCATIONS=1,2|REFS=A,B|ZONE=uuid] [ZERO_FILL=1|SKIP_UNAUTHORIZED=1]
-	@test -n "$(BRAND)" -a -n "$(START)" -a -n "$(END)" || \
-	  { echo "usage: make invoke BRAND=<id> START=YYYY-MM-DD END=YYYY-MM-DD [LOCATIONS=1,2,3 | REFS=US0658,FR2561 | ZONE=<uuid>] [ZERO_FILL=1 | SKIP_UNAUTHORIZED=1] [STACK_NAME=$(STACK_NAME)]" >&2; exit 2; }
-	$(PY) scripts/invoke.py --stack-name $(STACK_NAME) --brand $(BRAND) --start $(START) --end $(END) \
-	  $(if $(LOCATIONS),--locations $(LOCATIONS)) $(if $(REFS),--references $(REFS)) \
-	  $(if $(ZONE),--zone $(ZONE)) $(if $(ZERO_FILL),--zero-fill) $(if $(SKIP_UNAUTHORIZED),--skip-unauthorized)
+invoke: $(STAMP) ## on-demand export on the deployed stack: make invoke BRAND=1234 START=2023-06-08 END=2023-06-30 [LOCATIONS=1,2|REFS=A,B|ZONE=uuid] [ZERO_FILL=1|SKIP_UNAUTHORIZED=1], or EVENT=events/<file>.json
+	@test -n "$(EVENT)" -o \( -n "$(BRAND)" -a -n "$(START)" -a -n "$(END)" \) || \
+	  { echo "usage: make invoke BRAND=<id> START=YYYY-MM-DD END=YYYY-MM-DD [LOCATIONS=1,2,3 | REFS=US0658,FR2561 | ZONE=<uuid>] [ZERO_FILL=1 | SKIP_UNAUTHORIZED=1] [STACK_NAME=$(STACK_NAME)], or make invoke EVENT=events/<file>.json" >&2; exit 2; }
+	$(PY) scripts/invoke.py --stack-name $(STACK_NAME) $(if $(EVENT),--event $(EVENT),--brand $(BRAND) \
+	  --start $(START) --end $(END) $(if $(LOCATIONS),--locations $(LOCATIONS)) \
+	  $(if $(REFS),--references $(REFS)) $(if $(ZONE),--zone $(ZONE)) $(if $(ZERO_FILL),--zero-fill) \
+	  $(if $(SKIP_UNAUTHORIZED),--skip-unauthorized))
 
 logs: $(SAM_STAMP) ## tail the exporter's logs of the deployed stack
 	$(SAM) logs --stack-name $(STACK_NAME) --name ExporterFunction --tail

@@ -38,21 +38,20 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 import boto3  # noqa: E402
 
-from local import services  # noqa: E402
 from local.fake_analytiks import location_ids  # noqa: E402
 from local.harness import export_table  # noqa: E402
-from local.lambda_service import LambdaService  # noqa: E402
-from local.resources import clients, provision, read_notifications  # noqa: E402
+from local.resources import read_notifications  # noqa: E402
+from local.sandbox import (  # noqa: E402
+    BRAND,
+    DATA_PREFIX,
+    OTHER_BRAND,
+    REGION,
+    SMALL_BUDGET_MS,
+    local_stack,
+)
 
-BRAND, OTHER_BRAND = 1234, 777
-REGION = "us-east-1"
-DATA_PREFIX, STATE_PREFIX = "wifi/metrics", "wifi/_exports"
-FUNCTION = "wifi-export-demo-exporter"
-MARGIN_MS = 6_000
-# One page of the fake API, then the budget is below the safety margin: the
-# invocation flushes what it has and hands over to the next one through SQS.
-SMALL_BUDGET_MS = MARGIN_MS + 40
-LOG = Path(tempfile.gettempdir()) / "wifi-export-demo-exporter.log"
+# One log per demo: demos run side by side (CI, several checkouts) never truncate each other's.
+LOG = Path(tempfile.gettempdir()) / f"wifi-export-demo-{os.getpid()}.log"
 
 
 def say(text: str = "") -> None:
@@ -135,146 +134,110 @@ def log_summary(path: Path) -> str:
 
 def main() -> int:  # noqa: PLR0915 -- one story, told top to bottom
     with (
-        services.moto_server() as endpoint,
-        services.fake_api("--brands", f"{BRAND}:120,{OTHER_BRAND}:8", "--page-size", "30") as api,
         tempfile.TemporaryDirectory(prefix="wifi-export-demo-") as tmp,
         LOG.open("w") as log,
+        local_stack("wifi-export-demo", log=log) as stack,
     ):
-        say(f"moto server      {endpoint}")
-        say(f"fake analytiks   {api}")
-        os.environ.update(
-            {
-                "AWS_ENDPOINT_URL": endpoint,
-                "AWS_DEFAULT_REGION": REGION,
-                "AWS_ACCESS_KEY_ID": "demo",
-                "AWS_SECRET_ACCESS_KEY": "demo",
-                "POWERTOOLS_TRACE_DISABLED": "true",
-                "POWERTOOLS_SERVICE_NAME": "wifi-export",
-                "POWERTOOLS_METRICS_NAMESPACE": "WifiExport",
-                "POWERTOOLS_LOG_LEVEL": "INFO",
-            }
-        )
-        deployment = provision(
-            clients(REGION),
-            name="wifi-export-demo",
-            client_id="demo-client",
-            client_secret="demo-secret",
-        )
-        os.environ.update(
-            deployment.environment(api, DATA_PREFIX, STATE_PREFIX),
-            BRAND_IDS=f"{BRAND},{OTHER_BRAND}",
-            TIME_SAFETY_MARGIN_MS=str(MARGIN_MS),
-        )
-        import app  # noqa: PLC0415 -- after the environment is configured
-
+        deployment, lambda_service = stack.deployment, stack.lambda_service
+        say(f"moto server      {stack.moto_url}")
+        say(f"fake analytiks   {stack.api_url}")
         s3 = boto3.client("s3", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
-        lambda_service = LambdaService(
-            app.handler,
-            FUNCTION,
-            invoke_budget_ms=SMALL_BUDGET_MS,
-            queue_budget_ms=SMALL_BUDGET_MS,
-            sqs=sqs,
-            queue_url=deployment.queue_url,
-            log=log,
-        )
-        with lambda_service:
-            say(f"Lambda stand-in  {lambda_service.url} (the exporter, in this process)")
-            # What the CLI needs: the function's own variables, FUNCTION_NAME, and
-            # where Lambda is (AWS_ENDPOINT_URL sends everything else to moto).
-            cli_env = {
-                **os.environ,
-                "FUNCTION_NAME": FUNCTION,
-                "AWS_ENDPOINT_URL_LAMBDA": lambda_service.url,
-                "PYTHONPATH": os.pathsep.join(
-                    [str(ROOT / "cli"), str(ROOT / "functions" / "exporter")]
-                ),
-            }
+        say(f"Lambda stand-in  {lambda_service.url} (the exporter, in this process)")
+        # What the CLI needs: what `make sandbox` prints (.sandbox.env), and the
+        # CLI's own sources for an uninstalled checkout.
+        cli_env = {
+            **os.environ,
+            **stack.cli_environment(),
+            "PYTHONPATH": os.pathsep.join(
+                [str(ROOT / "cli"), str(ROOT / "functions" / "exporter")]
+            ),
+        }
 
-            say()
-            say("1. A backfill, followed to its end. Each invocation gets a budget of about")
-            say("   one page, then checkpoints: the windows go round the queue several times.")
-            before = lambda_service.invocations
-            code, _ = wifi_export(
-                "run", "--brand", str(BRAND), "--from", "2023-06-01", "--to", "2023-06-12",
-                "--follow", "--interval", "0.5", env=cli_env,
+        say()
+        say("1. A backfill, followed to its end. Each invocation gets a budget of about")
+        say("   one page, then checkpoints: the windows go round the queue several times.")
+        before = lambda_service.invocations
+        code, _ = wifi_export(
+            "run", "--brand", str(BRAND), "--from", "2023-06-01", "--to", "2023-06-12",
+            "--follow", "--interval", "0.5", env=cli_env,
+        )  # fmt: skip
+        used = lambda_service.invocations - before
+        say(f"   (exit {code}; {used} invocations of the function)")
+
+        say()
+        say("2. The vendor corrected three stores: re-export just them (a selection, the")
+        say("   API's v1). Their rows are replaced; every other store keeps the backfill's.")
+        chosen = location_ids(BRAND, 120)[:3]
+        code, _ = wifi_export(
+            "run", "--brand", str(BRAND), "--from", "2023-06-01", "--to", "2023-06-12",
+            "--locations", ",".join(map(str, chosen)), "--follow", "--interval", "0.5",
+            env=cli_env,
+        )  # fmt: skip
+        con = export_table(s3, deployment.bucket, DATA_PREFIX, Path(tmp) / "after-selection")
+        owners = con.execute(
+            "SELECT run_id, count(DISTINCT location_id), count(*) FROM metrics "
+            "WHERE brand_id = 1234 AND time_basis = 'utc' GROUP BY run_id ORDER BY run_id"
+        ).fetchall()
+        for run_id, locations, rows in owners:
+            say(f"   {run_id}: {locations:>3} locations, {rows:>6,} rows")
+        twice = con.execute(
+            "SELECT count(*) FROM (SELECT location_id, ts FROM metrics WHERE brand_id = 1234 "
+            "AND time_basis = 'utc' GROUP BY ALL HAVING count(*) > 1)"
+        ).fetchone()
+        say(f"   (exit {code}; rows counted twice: {twice[0] if twice else '?'})")
+
+        # The hops through the queue were shown in 1: from here on a whole budget.
+        lambda_service.queue_budget_ms = 600_000
+        say()
+        say("3. The first five days again, in each store's local time: a dataset of its")
+        say("   own (time_basis=local), beside the UTC rows, which it leaves alone.")
+        code, _ = wifi_export(
+            "run", "--brand", str(BRAND), "--from", "2023-06-01", "--to", "2023-06-05",
+            "--local-time", "--follow", "--interval", "0.5", env=cli_env,
+        )  # fmt: skip
+        say(f"   (exit {code})")
+
+        now = datetime.now(UTC).replace(microsecond=0)
+        scheduled = {
+            "version": "0",
+            "id": "demo-nightly",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "time": now.isoformat().replace("+00:00", "Z"),
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/wifi-export-nightly"],
+            "detail": {},
+        }
+        say()
+        brands = f"{BRAND},{OTHER_BRAND}"
+        say(f"4. The nightly schedule fires at {scheduled['time']} (BRAND_IDS={brands}):")
+        answer = lambda_service.invoke(scheduled, 600_000)
+        for run in answer["runs"]:
+            days = f"{run['startDate']}..{run['endDate']}"
+            say(f"   run {run['runId']}: brand {run['brandId']} {days}")
+        say("   (one window each, exported inside the scheduled invocation: no queue hop)")
+        while not lambda_service.idle():
+            time.sleep(0.2)
+
+        say()
+        say("5. A mistaken five-month backfill, cancelled a few windows in:")
+        lambda_service.queue_budget_ms = SMALL_BUDGET_MS
+        with lambda_service.paused():
+            code, out = wifi_export(
+                "run", "--brand", str(OTHER_BRAND), "--from", "2023-01-01",
+                "--to", "2023-05-31", "--no-wait", env=cli_env,
             )  # fmt: skip
-            used = lambda_service.invocations - before
-            say(f"   (exit {code}; {used} invocations of the function)")
+        mistaken = out.split("started run ", 1)[1].split(":", 1)[0]
+        first = lambda_service.invocations
+        while lambda_service.invocations < first + 6:
+            time.sleep(0.05)
+        wifi_export("cancel", mistaken, env=cli_env)
+        code, _ = wifi_export("status", mistaken, "--follow", "--interval", "0.5", env=cli_env)
+        say(f"   (exit {code}: the run was cancelled, nothing committed)")
 
-            say()
-            say("2. The vendor corrected three stores: re-export just them (a selection, the")
-            say("   API's v1). Their rows are replaced; every other store keeps the backfill's.")
-            chosen = location_ids(BRAND, 120)[:3]
-            code, _ = wifi_export(
-                "run", "--brand", str(BRAND), "--from", "2023-06-01", "--to", "2023-06-12",
-                "--locations", ",".join(map(str, chosen)), "--follow", "--interval", "0.5",
-                env=cli_env,
-            )  # fmt: skip
-            con = export_table(s3, deployment.bucket, DATA_PREFIX, Path(tmp) / "after-selection")
-            owners = con.execute(
-                "SELECT run_id, count(DISTINCT location_id), count(*) FROM metrics "
-                "WHERE brand_id = 1234 AND time_basis = 'utc' GROUP BY run_id ORDER BY run_id"
-            ).fetchall()
-            for run_id, locations, rows in owners:
-                say(f"   {run_id}: {locations:>3} locations, {rows:>6,} rows")
-            twice = con.execute(
-                "SELECT count(*) FROM (SELECT location_id, ts FROM metrics WHERE brand_id = 1234 "
-                "AND time_basis = 'utc' GROUP BY ALL HAVING count(*) > 1)"
-            ).fetchone()
-            say(f"   (exit {code}; rows counted twice: {twice[0] if twice else '?'})")
-
-            # The hops through the queue were shown in 1: from here on a whole budget.
-            lambda_service.queue_budget_ms = 600_000
-            say()
-            say("3. The first five days again, in each store's local time: a dataset of its")
-            say("   own (time_basis=local), beside the UTC rows, which it leaves alone.")
-            code, _ = wifi_export(
-                "run", "--brand", str(BRAND), "--from", "2023-06-01", "--to", "2023-06-05",
-                "--local-time", "--follow", "--interval", "0.5", env=cli_env,
-            )  # fmt: skip
-            say(f"   (exit {code})")
-
-            now = datetime.now(UTC).replace(microsecond=0)
-            scheduled = {
-                "version": "0",
-                "id": "demo-nightly",
-                "detail-type": "Scheduled Event",
-                "source": "aws.events",
-                "time": now.isoformat().replace("+00:00", "Z"),
-                "resources": ["arn:aws:events:us-east-1:123456789012:rule/wifi-export-nightly"],
-                "detail": {},
-            }
-            say()
-            brands = f"{BRAND},{OTHER_BRAND}"
-            say(f"4. The nightly schedule fires at {scheduled['time']} (BRAND_IDS={brands}):")
-            answer = lambda_service.invoke(scheduled, 600_000)
-            for run in answer["runs"]:
-                days = f"{run['startDate']}..{run['endDate']}"
-                say(f"   run {run['runId']}: brand {run['brandId']} {days}")
-            say("   (one window each, exported inside the scheduled invocation: no queue hop)")
-            while not lambda_service.idle():
-                time.sleep(0.2)
-
-            say()
-            say("5. A mistaken five-month backfill, cancelled a few windows in:")
-            lambda_service.queue_budget_ms = SMALL_BUDGET_MS
-            with lambda_service.paused():
-                code, out = wifi_export(
-                    "run", "--brand", str(OTHER_BRAND), "--from", "2023-01-01",
-                    "--to", "2023-05-31", env=cli_env,
-                )  # fmt: skip
-            mistaken = out.split("started run ", 1)[1].split(":", 1)[0]
-            first = lambda_service.invocations
-            while lambda_service.invocations < first + 6:
-                time.sleep(0.05)
-            wifi_export("cancel", mistaken, env=cli_env)
-            code, _ = wifi_export("status", mistaken, "--follow", "--interval", "0.5", env=cli_env)
-            say(f"   (exit {code}: the run was cancelled, nothing committed)")
-
-            say()
-            say("6. Recent runs, newest first (the history index, kept 400 days):")
-            wifi_export("runs", env=cli_env)
+        say()
+        say("6. Recent runs, newest first (the history index, kept 400 days):")
+        wifi_export("runs", env=cli_env)
 
         say()
         show_partitions(s3, deployment.bucket)

@@ -3,6 +3,7 @@
     python scripts/invoke.py --stack-name wifi-export --brand 1234 \
         --start 2023-06-08 --end 2023-06-30 [--locations 1,2,3 | --references US0658,FR2561
         | --zone <uuid>] [--zero-fill | --skip-unauthorized]
+    python scripts/invoke.py --event events/scheduled.json [--function NAME]
 
 Finds the function through the stack's FunctionName output and invokes it
 synchronously with the on-demand event of docs/contracts.md, "Events". The answer (run ids and
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -23,6 +25,12 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+)
 
 
 def _day(text: str) -> str:
@@ -32,8 +40,15 @@ def _day(text: str) -> str:
         raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {text!r}") from exc
 
 
+def _region() -> str | None:
+    """AWS_REGION too (boto3 alone reads only AWS_DEFAULT_REGION and the profile)."""
+    return os.environ.get("AWS_REGION", "").strip() or None
+
+
 def stack_output(stack_name: str, key: str) -> str:
-    stacks = boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+    stacks = boto3.client("cloudformation", region_name=_region()).describe_stacks(
+        StackName=stack_name
+    )["Stacks"]
     for output in stacks[0].get("Outputs", []):
         if output["OutputKey"] == key:
             return str(output["OutputValue"])
@@ -54,9 +69,19 @@ def _texts(text: str) -> list[str]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     p.add_argument("--stack-name", default="wifi-export")
-    p.add_argument("--brand", type=int, required=True)
-    p.add_argument("--start", type=_day, required=True, help="first day, inclusive")
-    p.add_argument("--end", type=_day, required=True, help="last day, inclusive")
+    p.add_argument(
+        "--function",
+        default=os.environ.get("FUNCTION_NAME") or None,
+        help="the function's name (else FUNCTION_NAME, else the stack's FunctionName output)",
+    )
+    p.add_argument(
+        "--event",
+        type=argparse.FileType("rb"),
+        help="send this event file as it is (events/*.json) instead of building one",
+    )
+    p.add_argument("--brand", type=int)
+    p.add_argument("--start", type=_day, help="first day, inclusive")
+    p.add_argument("--end", type=_day, help="last day, inclusive")
     selector = p.add_mutually_exclusive_group()
     selector.add_argument("--locations", type=_ids, help="chosen location ids, comma-separated")
     selector.add_argument("--references", type=_texts, help="chosen reference numbers")
@@ -88,14 +113,40 @@ def build_event(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
-    if args.end < args.start:
+    if args.event is None and None in (args.brand, args.start, args.end):
+        p.error("--brand, --start and --end are required (or --event FILE)")
+    if args.event is None and args.end < args.start:
         p.error("--end is before --start")
 
-    function_name = stack_output(args.stack_name, "FunctionName")
-    event = build_event(args)
+    try:
+        return _invoke(args)
+    except NoRegionError:
+        return _fail("no AWS region configured: set AWS_REGION (or AWS_PROFILE with a region)")
+    except NoCredentialsError:
+        return _fail("no AWS credentials found: set AWS_PROFILE (or AWS_ACCESS_KEY_ID ...)")
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        return _fail(
+            f"AWS {exc.operation_name} failed: {error.get('Code')}: {error.get('Message', '')}"
+            " (check STACK_NAME, AWS_REGION and AWS_PROFILE)"
+        )
+    except BotoCoreError as exc:
+        return _fail(f"AWS: {exc} (check the network, AWS_REGION and AWS_PROFILE)")
+
+
+def _fail(message: str) -> int:
+    print(f"make invoke: {message}", file=sys.stderr)
+    return 3
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    function_name = args.function or stack_output(args.stack_name, "FunctionName")
+    event = json.loads(args.event.read()) if args.event else build_event(args)
     # Synchronous, no client retry: a retried invoke would plan a second run.
     client = boto3.client(
-        "lambda", config=Config(read_timeout=910, retries={"total_max_attempts": 1})
+        "lambda",
+        region_name=_region(),
+        config=Config(read_timeout=910, retries={"total_max_attempts": 1}),
     )
     print(f"invoking {function_name} with {json.dumps(event)}", file=sys.stderr)
     response = client.invoke(

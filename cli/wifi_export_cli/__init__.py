@@ -1,4 +1,4 @@
-"""`wifi-export`: start, watch, list and cancel export runs (docs/contracts.md,
+"""`wifi-export`: start, watch, list, cancel and query export runs (docs/contracts.md,
 "Operations CLI"; docs/runbook.md).
 
 It reads and writes the exporter's S3 state through the exporter's own key

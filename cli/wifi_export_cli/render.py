@@ -21,6 +21,8 @@ from exporter.redaction import printable
 from wifi_export_cli.runs import RunView
 
 STYLES = {"running": "cyan", "succeeded": "green", "failed": "red", "cancelled": "yellow"}
+# Below this many columns the tables and bars take their compact forms (80 fits).
+WIDE = 120
 
 
 class PlainConsole(Console):
@@ -72,8 +74,10 @@ def started_line(view: RunView) -> Text:
     )
 
 
-def status_text(status: str, cancel_requested: bool = False) -> Text:
-    label = f"{status} (cancel requested)" if cancel_requested and status == "running" else status
+def status_text(status: str, cancel_requested: bool = False, *, compact: bool = False) -> Text:
+    label = status
+    if cancel_requested and status == "running":
+        label = "cancelling" if compact else f"{status} (cancel requested)"
     return text(label, f"bold {STYLES.get(status, '')}")
 
 
@@ -98,7 +102,7 @@ def run_panel(view: RunView) -> Group:
     head.append_text(status_text(view.status, view.cancel is not None))
     details = Table.grid(padding=(0, 2))
     details.add_column(style="dim", no_wrap=True)
-    details.add_column()
+    details.add_column(overflow="fold")  # an S3 URI has no space to wrap at
     basis = f" ({view.time_basis})" if view.time_basis else ""
     details.add_row(
         "brand",
@@ -139,9 +143,11 @@ def run_panel(view: RunView) -> Group:
     return Group(head, details)
 
 
-def runs_table(views: Sequence[RunView], skipped: int = 0) -> Table:
+def runs_table(views: Sequence[RunView], width: int = WIDE, skipped: int = 0) -> Table:
     """`wifi-export runs`: newest first; `skipped` malformed history entries counted."""
     note = f"{skipped} malformed history entr{'y' if skipped == 1 else 'ies'} skipped"
+    if width < WIDE:
+        return _compact_runs_table(views, note if skipped else None)
     table = Table(box=None, header_style="bold", pad_edge=False, caption=note if skipped else None)
     for name, justify in (
         ("run id", "left"),
@@ -168,17 +174,51 @@ def runs_table(views: Sequence[RunView], skipped: int = 0) -> Table:
     return table
 
 
+def _compact_runs_table(views: Sequence[RunView], caption: str | None) -> Table:
+    """The same for an 80-column terminal: brand and days under the run id."""
+    table = Table(box=None, header_style="bold", pad_edge=False, caption=caption)
+    for name, justify in (
+        ("run id / brand, days", "left"),
+        ("status", "left"),
+        ("windows", "right"),
+        ("rows", "right"),
+        ("duration", "right"),
+    ):
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for view in views:
+        table.add_row(
+            Text.assemble(
+                text(view.run_id),
+                "\n",
+                text(f"{view.brand_id}, {view.start_date}..{view.end_date}", "dim"),
+            ),
+            status_text(view.status, view.cancel is not None, compact=True),
+            f"{view.windows_done}/{view.windows_total}",
+            f"{view.rows:,}",
+            duration(view.elapsed_s()),
+        )
+    return table
+
+
 class Follower:
     """Live progress bars for `status --follow` and `run --follow`, one per run."""
 
     def __init__(self, console: Console) -> None:
+        self.compact = console.width < WIDE
+        columns = (
+            (BarColumn(bar_width=10), MofNCompleteColumn(), TextColumn("{task.fields[rows]}"))
+            if self.compact
+            else (
+                BarColumn(bar_width=32),
+                MofNCompleteColumn(),
+                TextColumn("windows"),
+                TextColumn("{task.fields[rows]}"),
+                TextColumn("{task.fields[eta]}"),
+            )
+        )
         self.progress = Progress(
             TextColumn("{task.description}", markup=False),
-            BarColumn(bar_width=32),
-            MofNCompleteColumn(),
-            TextColumn("windows"),
-            TextColumn("{task.fields[rows]}"),
-            TextColumn("{task.fields[eta]}"),
+            *columns,
             TextColumn("{task.fields[state]}"),
             console=console,
             transient=False,
@@ -194,7 +234,9 @@ class Follower:
 
     def show(self, view: RunView) -> None:
         rows, eta = rows_line(view), eta_line(view)
-        state = status_text(view.status, view.cancel is not None).markup
+        if self.compact:
+            rows = f"{view.rows:,} rows"
+        state = status_text(view.status, view.cancel is not None, compact=self.compact).markup
         task = self._tasks.get(view.run_id)
         if task is None:
             self._tasks[view.run_id] = self.progress.add_task(

@@ -294,7 +294,10 @@ class Runs:
         if doc is None:
             return None
         if doc.get("state") in FINAL:
-            return self._view(keys, doc)
+            view = self._view(keys, doc)
+            if view.status == "succeeded":
+                view.manifest = f"s3://{self.deployment.bucket}/{keys.history_manifest}"
+            return view
         try:
             return self.status(run_id)  # running: how far it is now
         except CliError:

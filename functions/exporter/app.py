@@ -64,6 +64,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except InvalidEvent as exc:
         # The message may quote the event: one line, bounded (and redacted).
         message = error_text(str(exc))
-        logger.error("invalid event", extra={"error": message})
+        # A caller's mistake, answered to the caller: not an error of the function
+        # (a healthy night logs INFO only; alarms count ERROR).
+        logger.warning("invalid event", extra={"error": message})
         return {"error": "InvalidEvent", "message": message}
     return start_runs(ctx, request, Invocation(context.aws_request_id, remaining))

@@ -188,6 +188,6 @@ def test_no_output_path_bypasses_the_plain_console() -> None:
     assert not re.search(r"(?<![.\w])print\(", source)
     for call in re.findall(r"click\.echo\((.{0,30})", source):
         assert call.startswith(
-            ('f"wifi-export: {printable(', 'f"  hint: {printable(', "json.dumps(")
+            ('f"wifi-export: {printable(', 'f"  hint: {printable(', "json.dumps(", "printable(")
         ), call
     assert "markup=True" not in source

@@ -117,7 +117,7 @@ def test_wrong_credentials_are_permanent_and_secret_free(fake_api: FakeAnalytiks
 def test_unauthorized_brand_is_rejected_after_one_fresh_token(make_fake_api) -> None:
     api = make_fake_api(brands={1234: 5, 99: 5}, clients={"demo-client": ("demo-secret", [99])})
     c = client(api)
-    with pytest.raises(ApiRejected, match="brand 1234 is not authorized"):
+    with pytest.raises(ApiRejected, match="brand 1234 is unknown to the API or not authorized"):
         walk(c)
     assert c.stats.token_fetches == 2
 

@@ -44,6 +44,10 @@ def test_demo_runs_and_cleans_up() -> None:
     assert "brand_id=1234/time_basis=utc/dt=2023-06-12" in out
     assert "brand_id=1234/time_basis=local/dt=2023-06-05" in out
     assert "AND time_basis = 'utc'" in out and "AND time_basis = 'local'" in out
+    # The summary counts the (brand, basis, day) partitions the listing above it shows:
+    # 12 UTC days of 1234, 5 local ones, and the nightly day of both brands.
+    listed = re.findall(r"^  brand_id=\d+/time_basis=\w+/dt=\S+ +\d+ object", out, re.MULTILINE)
     assert "avg_dwell_min" in out and "utc_visits local_visits" in out
-    assert "rows in 19 partitions (brand, basis, day)" in out
+    assert f"rows in {len(listed)} partitions (brand, basis, day)" in out, listed
+    assert len(listed) == 19
     assert "Demo finished" in out

@@ -22,12 +22,15 @@ from exporter.events import (
 )
 
 NOW = datetime(2024, 1, 15, 3, 30, 7, tzinfo=UTC)
+RULE_EVENT_ID = "89d1a02d-5ec7-412e-82f5-13505f849b41"
 SAMPLE = json.loads((Path(__file__).resolve().parents[2] / "events/scheduled.json").read_text())
 
 
 def rule_event(**changes: Any) -> dict[str, Any]:
     """The sample EventBridge rule event, fired at NOW (seconds ago)."""
-    event = {**SAMPLE, "time": "2024-01-15T03:30:00Z"}
+    # A rule's delivery carries its id and time; the sample file leaves both out so
+    # that it can be replayed on any day (events/README.md).
+    event = {**SAMPLE, "id": RULE_EVENT_ID, "time": "2024-01-15T03:30:00Z"}
     for field, value in changes.items():
         name = field.replace("_", "-")
         if value is None:
@@ -52,7 +55,7 @@ def test_an_eventbridge_rule_event_is_accepted_with_the_real_clock(settings: Set
     request = scheduled(settings, rule_event())
     assert (request.first_day, request.last_day) == (date(2024, 1, 14), date(2024, 1, 14))
     assert request.started_at == NOW  # the run ids' timestamp: the clock, not the event
-    assert request.request_key == SAMPLE["id"]
+    assert request.request_key == RULE_EVENT_ID
 
 
 def test_a_scheduler_event_needs_no_detail_type_nor_time(settings: Settings) -> None:

@@ -127,7 +127,10 @@ def test_classify() -> None:
 
 
 def test_scheduled_uses_the_event_time_and_id(settings: Settings) -> None:
-    event = json.loads((EVENTS / "scheduled.json").read_text())  # fired 2023-07-01T03:30Z
+    # A rule's delivery carries `time` and `id` (the sample in events/ has neither, so
+    # that it means "fired now" whenever it is used).
+    sample = json.loads((EVENTS / "scheduled.json").read_text())
+    event = {**sample, "id": "7bf73129-1428-4cd3-a780-95db273d1602", "time": "2023-07-01T03:30:00Z"}
     now = datetime(2023, 7, 1, 9, 30, tzinfo=UTC)  # delivered late (a retry), within bounds
     request = parse_scheduled(event, settings, now, "req-9")
     assert (request.first_day, request.last_day) == (date(2023, 6, 30), date(2023, 6, 30))

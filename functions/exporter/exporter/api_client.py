@@ -151,7 +151,8 @@ class AnalytiksClient:
             payload = self._authorized(self._v3_url, json_codec.dumps(request), remaining_s, what)
         except Unauthorized:
             raise ApiRejected(
-                f"API: brand {brand_id} is not authorized for these credentials (401)"
+                f"API: brand {brand_id} is unknown to the API or not authorized for these "
+                "credentials (401)"
             ) from None
         return v3_page(payload)
 
@@ -176,10 +177,16 @@ class AnalytiksClient:
                 # batch of a larger selection that is a partial result, not an error.
                 return [], refused or selector_ids(selector)
             named = ", ".join(map(str, refused[:20])) + (" ..." if len(refused) > 20 else "")
+            # The API answers 401 alike for an id these credentials may not read and
+            # for one it does not know (a typo): say both. Skipping helps only when
+            # other ids of the selection would remain (never for a zone).
+            skip = "zoneId" not in selector and len(selector_ids(selector)) > len(refused)
             raise ApiRejected(
-                f"API: {api.name} refused the request (401): not authorized for "
+                f"API: {api.name} refused the request (401): unknown to the API or not "
+                "authorized for these credentials: "
                 + (f"{len(refused)} id(s): {named}" if refused else "these ids")
-                + "; nothing is committed (skipUnauthorized exports the authorized ones)"
+                + "; nothing is committed (check the ids"
+                + ("; skipUnauthorized exports the others)" if skip else ")")
             ) from None
         if api.answer == "records":
             if not isinstance(payload, list):

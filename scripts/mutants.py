@@ -6,8 +6,8 @@ docs/reliability.md) plants one bug the suite claims to catch. For each:
 copy the repository (tracked and untracked-but-not-ignored files, as they are in the
 working tree) into a scratch directory, apply the mutant's edits there, run its pytest
 selections in order (`pytest -x`, stopping at the first that fails), and expect a
-FAIL. Before any mutant, the same selections run once on an unmutated copy and must
-pass, or the verdicts would mean nothing.
+FAIL. Each selection also runs once on an unmutated copy, before any mutant runs it,
+and must pass, or the verdicts would mean nothing.
 
 An edit names a file, an exact `old` snippet and its `new` replacement. The snippet
 must occur exactly once in the file: if a file moved or the line was reworded the
@@ -164,25 +164,35 @@ def run(chosen: list[Mutant], scratch: Path, code_from: str | None, every: bool)
     baseline = scratch / "unmutated"
     copy_tree(ROOT, files, baseline, code_from)
     check_imports_from(baseline)
-    # Once each; selections of plain test ids in one pytest run (its start-up is most
-    # of a unit test's time), those with options (-k) on their own.
-    unique = list(dict.fromkeys(sel for m in chosen for sel in m.tests))
-    plain = tuple(arg for sel in unique if not _has_options(sel) for arg in sel)
-    selections = [plain] if plain else []
-    selections += [sel for sel in unique if _has_options(sel)]
-    for n, selection in enumerate(selections):
-        log = scratch / f"unmutated-{n}.log"
+    # Each selection once: the plain test ids of every mutant in one pytest run now
+    # (its start-up is most of a unit test's time), a selection with options (-k)
+    # just before the first mutant that gets as far as it.
+    passed: set[tuple[str, ...]] = set()
+
+    def unmutated_passes(selection: tuple[str, ...]) -> bool:
+        if selection in passed or not selection:
+            return True
+        log = scratch / f"unmutated-{len(passed)}.log"
         code, _, seconds = pytest(baseline, selection, log)
         shown = " ".join(selection) if _has_options(selection) else f"{len(selection)} test ids"
         print(f"unmutated: pytest {shown}: exit {code} [{seconds:.0f} s]", flush=True)
         if code != 0:
             print(log.read_text()[-3000:])
             print(f"an unmutated selection fails: fix that first: {selection}", file=sys.stderr)
-            return 2
+            return False
+        passed.add(selection)
+        return True
+
+    unique = list(dict.fromkeys(sel for m in chosen for sel in m.tests))
+    if not unmutated_passes(tuple(a for sel in unique if not _has_options(sel) for a in sel)):
+        return 2
+    passed.update(sel for sel in unique if not _has_options(sel))
     verdicts: dict[str, set[int]] = {}
     for m in chosen:
         started, codes, notes = time.monotonic(), set(), []
         for n, selection in enumerate(m.tests):
+            if not unmutated_passes(selection):
+                return 2
             log = scratch / f"{m.name}-{n}.log"
             code, failed, _ = pytest(scratch / m.name, selection, log)
             codes.add(code)

@@ -21,6 +21,7 @@ What the API may do beyond its document (docs/decisions.md, "Rows and files"):
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -61,6 +62,9 @@ class ShapedPage:
     mismatched_rows: int = 0
     # Unknown non-metric fields: name -> records that carried it.
     unknown_fields: dict[str, int] = field(default_factory=dict)
+    # dt -> location (`123`, zone rows `123@<zone>`) -> [visits, rows, hours, digest]:
+    # what the lake coverage records and a rerun's `changes` compare (exporter.lake).
+    sums: dict[str, dict[str, list[int]]] = field(default_factory=dict)
 
 
 class RowShaper:
@@ -160,6 +164,8 @@ class RowShaper:
             # The innermost loop runs once per row: bound methods and one
             # comprehension, no per-row dict.
             getters = [(piece, series.get) for piece, series in metrics]
+            visits = record.get("visits") or {}
+            ident = f"{location}@{record['zoneId']}" if record.get("zoneId") else str(location)
             for key in sorted(bucket_keys):
                 dt, ts, end, kind = keys.get(key) or self._parse_key(key)
                 if kind:
@@ -178,6 +184,7 @@ class RowShaper:
                 if day_lines is None:
                     lines[dt] = day_lines = []
                 day_lines.append(f"{prefix}{ts}{body}{end}")
+                tally(page.sums, dt, ident, visits.get(key) or 0, f"{ts}{body}")
             if self._aliased:
                 self._refuse_twice(location, bucket_keys)
         page.rows = {dt: len(day_lines) for dt, day_lines in lines.items()}
@@ -185,6 +192,29 @@ class RowShaper:
         return page
 
 
+def tally(
+    sums: dict[str, dict[str, list[int]]], dt: str, ident: str, visits: int, row: str
+) -> None:
+    """Count one row (`row`: its ts onwards) into its location's day: visits, rows,
+    the hour, and a digest.
+
+    The digest is a sum of the rows' CRCs (their time and values), so it does not
+    depend on the order rows arrive in, and pages and windows add up.
+    """
+    day = sums.get(dt)
+    if day is None:
+        sums[dt] = day = {}
+    entry = day.get(ident)
+    if entry is None:
+        day[ident] = entry = [0, 0, 0, 0]
+    entry[0] += visits
+    entry[1] += 1
+    entry[2] |= 1 << int(row[11:13])
+    entry[3] = (entry[3] + zlib.crc32(row.encode())) & DIGEST_MASK
+
+
+# Digests stay below 2**48: exact in JSON readers that use doubles.
+DIGEST_MASK: Final = (1 << 48) - 1
 _ORDER: Final = {api: n for n, (api, _) in enumerate(METRIC_COLUMNS)}
 _PIECE: Final = dict(_METRIC_PIECES)
 _INT: Final = frozenset({int})

@@ -12,6 +12,7 @@ from typing import Any
 
 from exporter import json_codec
 from exporter.errors import TransientError
+from exporter.lake import commit as lake
 from exporter.observability import logger
 from exporter.planning import days_of
 from exporter.run.context import RunContext, iso
@@ -78,7 +79,10 @@ def commit_run(
         }
         for dt in days
     ]
+    changes = lake.on_commit(ctx, plan, records, coverage)
     manifest = _manifest(ctx, plan, partitions, api, steps=len(records))
+    if changes is not None:
+        manifest["changes"] = changes  # what this run changed of the rows it replaced
     if plan.selection is not None:
         manifest["refused"] = refused_ids(records)
     ctx.store.put(keys.manifest, json_codec.dumps_pretty(manifest))

@@ -20,6 +20,7 @@ from typing import Any, Final
 from exporter import json_codec
 from exporter.errors import PermanentError
 from exporter.events import RunRequest
+from exporter.lake import freshness
 from exporter.observability import MetricUnit, logger, metrics
 from exporter.planning import Window, split_windows
 from exporter.redaction import describe as describe_error
@@ -56,6 +57,8 @@ def start_runs(ctx: RunContext, request: RunRequest, inv: Invocation) -> dict[st
         return plan
 
     brands = request.brand_ids
+    if request.trigger == "scheduled":
+        freshness.on_schedule(ctx, brands, request.basis)
     with ThreadPoolExecutor(min(FAN_OUT_THREADS, len(brands)), "fan-out") as pool:
         launched = [pool.submit(launch, b, inline and n == 0) for n, b in enumerate(brands)]
     # Every brand was tried; the first error (its run failed and notified) is raised

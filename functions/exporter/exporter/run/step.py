@@ -163,7 +163,7 @@ def _record(
         key = keys.staged(task.window, task.step, attempt, dt)
         with body:
             ctx.store.put(key, body)
-        return StagedObject(dt, key, writer.rows, size)
+        return StagedObject(dt, key, writer.rows, size, walked.sums.get(dt, {}))
 
     objects = each_at_once(stage, sorted(walked.writers.items()))
     for staged in objects:

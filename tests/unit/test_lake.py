@@ -1,0 +1,137 @@
+"""Lake coverage: per-location day numbers, what a rerun changed, statuses and freshness."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from exporter import json_codec
+from exporter.lake import records as lake
+from exporter.lake.freshness import hours_since_last_complete_day, missing_location_days
+from exporter.lake.sums import DaySums, add_sums, day_totals, replace_day
+from exporter.rows import RowShaper
+from exporter.run.coverage import WHOLE, Coverage
+from tests.fakes import MemoryStore
+
+DAY = date(2023, 6, 1)
+OLD, NEW, NEWER = (f"20230601T00000000{n}Z-b1-0000000{n}" for n in (1, 2, 3))
+
+
+def page(visits_of_1: int = 5) -> list[dict[str, Any]]:
+    return [
+        {
+            "locationId": 1,
+            "visits": {"2023-06-01T08:00:00Z": visits_of_1, "2023-06-01T09:00:00Z": 1},
+        },
+        {
+            "locationId": 2,
+            "visits": {"2023-06-01T08:00:00Z": 7},
+            "bounces": {"2023-06-01T10:00:00Z": 2},
+        },
+    ]
+
+
+def sums_of(data: list[dict[str, Any]]) -> dict[str, list[int]]:
+    return RowShaper(NEW, "utc", [DAY]).shape(data).sums["2023-06-01"]
+
+
+def test_shaping_counts_visits_rows_hours_and_a_digest_per_location() -> None:
+    sums = sums_of(page())
+    assert [s[:3] for s in (sums["1"], sums["2"])] == [[6, 2, 0b11 << 8], [7, 2, 0b101 << 8]]
+    assert sums_of(page())["1"][3] == sums["1"][3]  # the same rows, the same digest
+    assert sums_of(page(visits_of_1=6))["1"][3] != sums["1"][3]
+
+
+def test_sums_of_pages_add_up_whatever_the_split() -> None:
+    whole = sums_of(page())
+    parts: dict[str, dict[str, list[int]]] = {}
+    for record in page():
+        add_sums(parts, {"2023-06-01": sums_of([record])})
+    assert parts["2023-06-01"] == whole
+
+
+def test_a_rerun_reports_the_locations_that_differ_and_the_visits_delta() -> None:
+    first, change = replace_day(None, OLD, sums_of(page()), WHOLE.covers("2023-06-01"))
+    assert change is None  # nothing was there before: nothing replaced
+    same, change = replace_day(first, NEW, sums_of(page()), WHOLE.covers("2023-06-01"))
+    assert change is not None and (change.locations, change.visits) == (0, 0)
+    restated, change = replace_day(same, NEWER, sums_of(page(9)), WHOLE.covers("2023-06-01"))
+    assert change is not None and (change.locations, change.visits) == (1, 4)
+    assert day_totals(restated) == {"rows": 4, "locations": 2, "hours": 3}
+    assert restated.runs == [NEWER] and restated.seq == 3
+
+
+def test_a_whole_brand_rerun_without_a_location_counts_it_gone() -> None:
+    first, _ = replace_day(None, OLD, sums_of(page()), WHOLE.covers("2023-06-01"))
+    _, change = replace_day(first, NEW, sums_of(page()[1:]), WHOLE.covers("2023-06-01"))
+    assert change is not None and (change.locations, change.visits) == (1, -6)
+
+
+def test_a_selection_replaces_only_its_locations_and_an_older_run_loses() -> None:
+    first, _ = replace_day(None, NEW, sums_of(page()), WHOLE.covers("2023-06-01"))
+    selection = Coverage("locations", ranges=((DAY, DAY, frozenset({1})),))
+    mine = sums_of(page(9))
+    day, change = replace_day(first, NEWER, {"1": mine["1"]}, selection.covers("2023-06-01"))
+    assert change is not None and (change.locations, change.visits) == (1, 4)
+    assert {i: day.owner(i) for i in day.locations} == {"1": NEWER, "2": NEW}
+    # An older whole-brand run committing late changes nothing the newer runs wrote.
+    late, change = replace_day(day, OLD, sums_of(page(1)), WHOLE.covers("2023-06-01"))
+    assert late.locations == day.locations
+    assert change is not None and change.locations == 0
+    assert DaySums.from_dict(json_codec.loads(json_codec.dumps(late.to_dict()))) == late
+
+
+def record(rows: int, locations: int, hours: int = 24) -> dict[str, Any]:
+    return {"rows": rows, "locations": locations, "hours": hours, "runId": OLD, "committedAt": "t"}
+
+
+def test_statuses_missing_ranges_and_partial_days() -> None:
+    records = {f"2023-06-0{d}": record(100, 10) for d in (1, 2, 3, 6, 7)}
+    records["2023-06-07"] = record(90, 8)  # fewer stores than the trailing median
+    records["2023-06-03"] = record(80, 10, hours=20)
+    days = lake.statuses(records, "utc", date(2023, 6, 1), date(2023, 6, 8))
+    assert [d["status"] for d in days] == [
+        *("present", "present", "partial", "missing", "missing", "present", "partial", "missing")
+    ]
+    assert days[3] == {"date": "2023-06-04", "status": "missing", "timeBasis": "utc"}
+    assert set(days[0]) == {
+        "date",
+        "status",
+        "timeBasis",
+        "rows",
+        "locations",
+        "runId",
+        "committedAt",
+    }
+    assert lake.missing_ranges(days) == [("2023-06-04", "2023-06-05"), ("2023-06-08", "2023-06-08")]
+    assert missing_location_days(records, date(2023, 6, 1), date(2023, 6, 8)) == ["2023-06-07"]
+
+
+def test_hours_since_the_last_complete_day() -> None:
+    records = {"2023-06-01": record(100, 10), "2023-06-02": record(50, 10, hours=12)}
+    now = datetime(2023, 6, 3, 6, 0, tzinfo=UTC)
+    # June 2 is partial: the last complete day ended at June 2 00:00, 30 hours ago.
+    assert hours_since_last_complete_day(records, "utc", now.date(), now) == 30.0
+    assert hours_since_last_complete_day({}, "utc", now.date(), now) > 24 * 30
+
+
+def test_updates_are_conditional_and_a_year_is_twelve_reads() -> None:
+    store = MemoryStore()
+    for month in range(1, 13):
+        key = lake.month_key("st", 7, "utc", f"2023-{month:02d}", "days")
+        day = f"2023-{month:02d}-01"
+
+        def add(doc: dict[str, Any], day: str = day) -> None:
+            doc["days"][day] = {}
+
+        lake.update(store, key, add)
+    reads: list[str] = []
+    original = store.get
+
+    def get(key: str) -> bytes | None:
+        reads.append(key)
+        return original(key)
+
+    store.get = get  # type: ignore[method-assign]
+    found = lake.read_days(store, "st", 7, "utc", (date(2023, 1, 1), date(2023, 12, 31)))
+    assert len(found) == 12 and len(reads) == 12

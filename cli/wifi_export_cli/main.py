@@ -22,6 +22,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 from rich.console import Console
 
+from wifi_export_cli import coverage as coverage_cli
 from wifi_export_cli import render
 from wifi_export_cli.deployment import (
     Aws,
@@ -255,6 +256,9 @@ def on_demand_event(
     help="With a selection: export the authorized ids, list the refused ones (v2).",
 )
 @click.option("--local-time", is_flag=True, help="Days in each location's local time.")
+@click.option(
+    "--missing", is_flag=True, help="Only the days `coverage` calls missing: a run per gap."
+)
 @click.option("--follow", is_flag=True, help="Then watch it like `status --follow`.")
 @click.option("--interval", type=click.FloatRange(min=0), default=5.0, show_default=True)
 @deployment_options
@@ -270,6 +274,7 @@ def run(
     zero_fill: bool,
     skip_unauthorized: bool,
     local_time: bool,
+    missing: bool,
     follow: bool,
     interval: float,
     stack_name: str | None,
@@ -278,6 +283,9 @@ def run(
     as_json: bool,
 ) -> None:
     """Start an export of whole days, inclusive (invokes the function on demand)."""
+    if missing and (locations or reference_numbers or zone):
+        raise click.UsageError("--missing re-exports whole days: it takes no selection")
+    days = coverage_cli.check_range(start, end) if missing else None
     session = _session(stack_name, region, profile, as_json)
     event = on_demand_event(
         brands,
@@ -291,16 +299,16 @@ def run(
         skip_unauthorized=skip_unauthorized,
     )
     function = session.deployment.need_function()
-    answer = session.services.invoker(session.aws)(function, event)
-    if isinstance(answer, dict) and answer.get("error"):
-        hint = "fix the flag it names (`wifi-export run --help`); nothing was started"
-        message = str(answer.get("message", ""))
-        if any(f in message for f in ("locations", "referenceNumbers", "zoneId", "zeroFill")):
-            hint = "if the deployment does not know selections yet, upgrade it (`make deploy`)"
-        raise CliError(f"the function refused the event: {answer['error']}: {message}", hint)
-    started = answer.get("runs") if isinstance(answer, dict) else None
-    if not isinstance(started, list) or not started:
-        raise CliError(f"the function answered without a run: {str(answer)[:200]}")
+    events = [event]
+    if days is not None:  # --missing
+        store = session.aws.store(session.deployment)
+        events = coverage_cli.missing_events(
+            store, session.deployment, brands, days, local_time=local_time
+        )
+        if not events:
+            session.console.print("nothing is missing in that range: no run started")
+            return
+    started = [run for e in events for run in _started(session, function, e)]
     views = []
     for plan in started:
         view = session.runs.status(str(plan["runId"]))
@@ -319,6 +327,21 @@ def run(
         )
     ids = " ".join(v.run_id for v in views)
     session.console.print(f"watch it:  wifi-export status {ids} --follow", style="dim")
+
+
+def _started(session: Session, function: str, event: dict[str, Any]) -> list[dict[str, Any]]:
+    """Invoke the function with one on-demand event: the runs it started."""
+    answer = session.services.invoker(session.aws)(function, event)
+    if isinstance(answer, dict) and answer.get("error"):
+        hint = "fix the flag it names (`wifi-export run --help`); nothing was started"
+        message = str(answer.get("message", ""))
+        if any(f in message for f in ("locations", "referenceNumbers", "zoneId", "zeroFill")):
+            hint = "if the deployment does not know selections yet, upgrade it (`make deploy`)"
+        raise CliError(f"the function refused the event: {answer['error']}: {message}", hint)
+    started = answer.get("runs") if isinstance(answer, dict) else None
+    if not isinstance(started, list) or not started:
+        raise CliError(f"the function answered without a run: {str(answer)[:200]}")
+    return started
 
 
 # -- status ----------------------------------------------------------------------------
@@ -448,6 +471,9 @@ def cancel(
     session.console.print(outcome.message)
     if outcome.outcome != "already-cancelled":
         session.console.print(f"watch it:  wifi-export status {run_id} --follow", style="dim")
+
+
+cli.add_command(coverage_cli.coverage_command(deployment_options, handle_errors, _session))
 
 
 def main(argv: list[str] | None = None, services: Services | None = None) -> None:

@@ -61,6 +61,14 @@ def test_a_rerun_reports_the_locations_that_differ_and_the_visits_delta() -> Non
     assert restated.runs == [NEWER] and restated.seq == 3
 
 
+def test_a_repeated_commit_reports_what_the_first_one_changed() -> None:
+    first, _ = replace_day(None, OLD, sums_of(page()), WHOLE.covers("2023-06-01"))
+    once, change = replace_day(first, NEW, sums_of(page(9)), WHOLE.covers("2023-06-01"))
+    again, repeated = replace_day(once, NEW, sums_of(page(9)), WHOLE.covers("2023-06-01"))
+    assert repeated == change and again == once
+    assert replace_day(first, OLD, sums_of(page()), WHOLE.covers("2023-06-01"))[1] is None
+
+
 def test_a_whole_brand_rerun_without_a_location_counts_it_gone() -> None:
     first, _ = replace_day(None, OLD, sums_of(page()), WHOLE.covers("2023-06-01"))
     _, change = replace_day(first, NEW, sums_of(page()[1:]), WHOLE.covers("2023-06-01"))

@@ -46,22 +46,26 @@ class DaySums:
 
     `runs` holds the run ids once; an entry is [visits, rows, hours, digest, run index].
     `seq` counts the updates, so the small calendar record derived from it can
-    be written in order without reading this again.
+    be written in order without reading this again. `last`: the last update's run
+    and what it changed ([run id, locations, visits], or just [run id]), so that a
+    commit repeated after a crash reports the change it made the first time.
     """
 
     runs: list[str] = field(default_factory=list)
     locations: dict[str, list[int]] = field(default_factory=dict)
     seq: int = 0
+    last: list[Any] = field(default_factory=list)
 
     def owner(self, ident: str) -> str:
         return self.runs[self.locations[ident][4]]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"runs": self.runs, "locations": self.locations, "seq": self.seq}
+        return {"runs": self.runs, "locations": self.locations, "seq": self.seq, "last": self.last}
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> DaySums:
-        return cls(list(doc["runs"]), {k: list(v) for k, v in doc["locations"].items()}, doc["seq"])
+        locations = {k: list(v) for k, v in doc["locations"].items()}
+        return cls(list(doc["runs"]), locations, doc["seq"], list(doc.get("last", ())))
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,9 @@ def replace_day(
     if this run has no rows for it); one a newer run wrote stays. The change
     is None when there was no older day to compare with.
     """
+    if old is not None and old.last and old.last[0] == run_id:
+        # This run's commit, repeated (its first holder died before the manifest).
+        return old, Change(*old.last[1:]) if len(old.last) == 3 else None
     day = DaySums() if old is None else DaySums.from_dict(old.to_dict())
     day.seq += 1
     compared = old is not None and bool(old.locations)
@@ -108,7 +115,9 @@ def replace_day(
             visits += (after[VISITS] if after else 0) - (before[VISITS] if before else 0)
     _drop_unused_runs(day)
     if not compared:
+        day.last = [run_id]
         return day, None
+    day.last = [run_id, len(differ), visits]
     return day, Change(len(differ), visits)
 
 

@@ -1312,7 +1312,7 @@ def test_no_secret_or_token_leaks(
         finally:
             logger.setLevel("INFO")
         out, err = capfd.readouterr()
-        tokens = list(lab.api._tokens)
+        tokens = lab.api.issued_tokens()
         blobs = _everything(lab, run.probe.events)
         blobs += [("stdout", out.encode()), ("stderr", err.encode())]
         blobs += [(f"log {r.name}", r.getMessage().encode()) for r in caplog.records]

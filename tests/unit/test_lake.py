@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
+import pytest
+
 from exporter import json_codec
+from exporter.config import Settings
+from exporter.events import RunRequest
 from exporter.lake import records as lake
 from exporter.lake.freshness import hours_since_last_complete_day, missing_location_days
 from exporter.lake.sums import DaySums, add_sums, day_totals, replace_day
 from exporter.rows import RowShaper
+from exporter.run.context import Invocation
 from exporter.run.coverage import WHOLE, Coverage
-from tests.fakes import MemoryStore
+from exporter.run.start import start_runs
+from tests.fakes import MemoryStore, ScriptedPages, memory_context
 
 DAY = date(2023, 6, 1)
 OLD, NEW, NEWER = (f"20230601T00000000{n}Z-b1-0000000{n}" for n in (1, 2, 3))
@@ -143,3 +151,32 @@ def test_updates_are_conditional_and_a_year_is_twelve_reads() -> None:
     store.get = get  # type: ignore[method-assign]
     found = lake.read_days(store, "st", 7, "utc", (date(2023, 1, 1), date(2023, 12, 31)))
     assert len(found) == 12 and len(reads) == 12
+
+
+def emf(out: str, name: str) -> list[dict[str, Any]]:
+    """The EMF documents of metric `name` in what the function printed."""
+    docs = [json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"')]
+    return [d for d in docs if name in d]
+
+
+def test_the_schedule_reports_each_brands_freshness_before_its_runs(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = datetime(2023, 7, 2, 6, tzinfo=UTC)
+    memory = memory_context(replace(settings, brand_ids=(5, 6)), ScriptedPages(), lambda: now)
+    key = lake.month_key(settings.state_prefix, 5, "utc", "2023-06", "days")
+    lake.update(memory.ctx.store, key, lambda doc: doc["days"].update({"2023-06-29": record(9, 3)}))
+    request = RunRequest("scheduled", (5, 6), date(2023, 7, 1), date(2023, 7, 1), "utc", now, "r")
+    start_runs(memory.ctx, request, Invocation("r", lambda: 600_000))
+    found = emf(capsys.readouterr().out, "HoursSinceLastCompleteDay")
+    # The schedule's readings come first (the inline first window's commit adds one).
+    first: dict[str | None, float] = {}
+    for doc in found:
+        first.setdefault(doc.get("brand_id"), doc["HoursSinceLastCompleteDay"][0])
+    # Brand 5's last complete day ended June 30 00:00, 54 hours before; brand 6 has
+    # none in the last 30 days. The service-wide series (the alarm's) has both.
+    assert first["5"] == 54.0
+    assert first["6"] > 30 * 24
+    service_wide = [d["HoursSinceLastCompleteDay"][0] for d in found if "brand_id" not in d]
+    assert service_wide[:2] == [54.0, first["6"]]
+    assert {d["time_basis"] for d in found if "brand_id" in d} == {"utc"}

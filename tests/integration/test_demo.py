@@ -41,3 +41,7 @@ def test_demo_runs_and_cleans_up() -> None:
     assert "brand_id=1234/dt=2023-06-12" in out
     assert "avg_dwell_min" in out and "rows in 13 partitions" in out
     assert "Demo finished" in out
+    # The lake coverage calendar: the backfill's twelve days, the rest of June missing.
+    assert "$ wifi-export coverage --brand 1234 --from 2023-06-01 --to 2023-06-30" in out
+    assert "June 2023" in out and "missing: 2023-06-" in out
+    assert "changes={'days': {}}" in out  # the selection rerun: the same numbers again

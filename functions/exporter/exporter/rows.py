@@ -21,11 +21,11 @@ What the API may do beyond its document (docs/decisions.md, "Rows and files"):
 from __future__ import annotations
 
 import re
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
+from zlib import crc32
 
 from exporter.config import TimeBasis
 from exporter.errors import MalformedResponse
@@ -97,6 +97,9 @@ class RowShaper:
         # one location the same identity; once seen, records are checked for it.
         self._identities: dict[tuple[str, str], str] = {}
         self._aliased = False
+        # time key -> (its hour's bit in a day's hours bitmask, the CRC-32 of its
+        # ts text, which a row's digest continues: add_tallies).
+        self._hour_bits: dict[str, tuple[int, int]] = {}
 
     def _parse_key(self, key: str) -> tuple[str, str, str, int]:
         match = _KEY_RE.match(key)
@@ -118,6 +121,7 @@ class RowShaper:
         if offset is not None:
             end = f',"run_id":{self._run_id},"utc_offset":"{offset}"}}\n'
         parsed = (day, f'{day} {clock}","time_basis":"{basis}"', end, kind)
+        self._hour_bits[key] = (1 << hours, crc32(parsed[1].encode()))
         self._keys[key] = parsed
         if kind != _DROP and self._identities.setdefault((parsed[1], end), key) != key:
             self._aliased = True
@@ -154,6 +158,7 @@ class RowShaper:
         page = ShapedPage()
         lines = page.lines
         keys = self._keys
+        hour_bits = self._hour_bits
         unknown_fields = page.unknown_fields
         mismatched = 0
         for record in data:
@@ -164,8 +169,9 @@ class RowShaper:
             # The innermost loop runs once per row: bound methods and one
             # comprehension, no per-row dict.
             getters = [(piece, series.get) for piece, series in metrics]
-            visits = record.get("visits") or {}
-            ident = f"{location}@{record['zoneId']}" if record.get("zoneId") else str(location)
+            visits = (record.get("visits") or {}).get
+            # This location's [visits, rows, hours, digest] per day (see add_tallies).
+            tallies: dict[str, list[int]] = {}
             for key in sorted(bucket_keys):
                 dt, ts, end, kind = keys.get(key) or self._parse_key(key)
                 if kind:
@@ -184,7 +190,15 @@ class RowShaper:
                 if day_lines is None:
                     lines[dt] = day_lines = []
                 day_lines.append(f"{prefix}{ts}{body}{end}")
-                tally(page.sums, dt, ident, visits.get(key) or 0, f"{ts}{body}")
+                tally = tallies.get(dt)
+                if tally is None:
+                    tallies[dt] = tally = [0, 0, 0, 0]
+                tally[0] += visits(key) or 0
+                tally[1] += 1
+                hour, ts_crc = hour_bits[key]
+                tally[2] |= hour
+                tally[3] += crc32(body.encode(), ts_crc)  # the CRC of ts + body
+            add_tallies(page.sums, record, location, tallies)
             if self._aliased:
                 self._refuse_twice(location, bucket_keys)
         page.rows = {dt: len(day_lines) for dt, day_lines in lines.items()}
@@ -192,25 +206,34 @@ class RowShaper:
         return page
 
 
-def tally(
-    sums: dict[str, dict[str, list[int]]], dt: str, ident: str, visits: int, row: str
+def add_tallies(
+    sums: dict[str, dict[str, list[int]]],
+    record: dict[str, Any],
+    location: int,
+    tallies: dict[str, list[int]],
 ) -> None:
-    """Count one row (`row`: its ts onwards) into its location's day: visits, rows,
-    the hour, and a digest.
+    """File one location's per-day [visits, rows, hours bitmask, digest] under its
+    key (`123`; zone rows `123@<zone>`): what exporter.lake keeps and compares.
 
-    The digest is a sum of the rows' CRCs (their time and values), so it does not
-    depend on the order rows arrive in, and pages and windows add up.
+    The digest is a sum of the rows' CRC-32s (their time and values, not the run
+    id), so it does not depend on the order rows arrive in, and pages and
+    windows add up.
     """
-    day = sums.get(dt)
-    if day is None:
-        sums[dt] = day = {}
-    entry = day.get(ident)
-    if entry is None:
-        day[ident] = entry = [0, 0, 0, 0]
-    entry[0] += visits
-    entry[1] += 1
-    entry[2] |= 1 << int(row[11:13])
-    entry[3] = (entry[3] + zlib.crc32(row.encode())) & DIGEST_MASK
+    zone = record.get("zoneId")
+    ident = f"{location}@{zone}" if zone else str(location)
+    for dt, tally in tallies.items():
+        day = sums.get(dt)
+        if day is None:
+            sums[dt] = day = {}
+        have = day.get(ident)
+        if have is None:
+            tally[3] &= DIGEST_MASK
+            day[ident] = tally
+        else:
+            have[0] += tally[0]
+            have[1] += tally[1]
+            have[2] |= tally[2]
+            have[3] = (have[3] + tally[3]) & DIGEST_MASK
 
 
 # Digests stay below 2**48: exact in JSON readers that use doubles.

@@ -190,6 +190,8 @@ class RowShaper:
                 if day_lines is None:
                     lines[dt] = day_lines = []
                 day_lines.append(f"{prefix}{ts}{body}{end}")
+                if kind:
+                    continue  # the other basis's dataset: not this run's day to count
                 tally = tallies.get(dt)
                 if tally is None:
                     tallies[dt] = tally = [0, 0, 0, 0]

@@ -180,3 +180,32 @@ def test_the_schedule_reports_each_brands_freshness_before_its_runs(
     service_wide = [d["HoursSinceLastCompleteDay"][0] for d in found if "brand_id" not in d]
     assert service_wide[:2] == [54.0, first["6"]]
     assert {d["time_basis"] for d in found if "brand_id" in d} == {"utc"}
+
+
+def test_two_commits_of_one_month_side_by_side_both_land() -> None:
+    """The second writer's conditional write fails on the first's, reads again, and
+    adds its days: nothing is lost, and its changes are counted on the fresh read."""
+    from exporter.lake.commit import record_commit  # noqa: PLC0415
+    from exporter.run.records import RunPlan, StagedObject, StepRecord  # noqa: PLC0415
+    from exporter.run.totals import Totals  # noqa: PLC0415
+
+    def commit(store: MemoryStore, run_id: str, day: date, visits: int) -> Any:
+        plan = RunPlan(run_id, 1, day, day, "utc", "on-demand", "t", windows=())
+        staged = StagedObject(day.isoformat(), "k", 2, 1, sums_of(page(visits)))
+        step = StepRecord(0, 0, "a", None, (staged,), Totals(), "t")
+        return record_commit(store, "st", plan, [step], WHOLE, committed_at=run_id)
+
+    class Racing(MemoryStore):
+        raced = False
+
+        def put_if_absent(self, key: str, body: bytes, content_type: str = "") -> bool:
+            if not self.raced and "/sums/" in key:
+                self.raced = True  # another run commits the month first
+                commit(self, OLD, date(2023, 6, 2), 5)
+            return super().put_if_absent(key, body)
+
+    store = Racing()
+    assert commit(store, NEW, DAY, 5) is None  # first export of June 1
+    days = lake.read_days(store, "st", 1, "utc", (DAY, date(2023, 6, 30)))
+    assert {dt: r["runId"] for dt, r in days.items()} == {"2023-06-01": NEW, "2023-06-02": OLD}
+    assert commit(store, NEWER, DAY, 9) == {"days": {"2023-06-01": {"locations": 1, "visits": 4}}}

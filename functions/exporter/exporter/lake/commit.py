@@ -36,17 +36,19 @@ def record_commit(
     `written`: filled with the calendar documents as written (month -> document)."""
     new = merged_by_day((o.dt, o.sums) for step in steps for o in step.objects)
     changes: dict[str, Change] = {}
-    compared = False
+    all_days = [d.isoformat() for d in days_of(plan.first_day, plan.last_day)]
     for month in lake.months_of(plan.first_day, plan.last_day):
-        days = [d.isoformat() for d in days_of(plan.first_day, plan.last_day)]
-        days = [dt for dt in days if dt.startswith(month)]
+        days = [dt for dt in all_days if dt.startswith(month)]
         after: dict[str, DaySums] = {}
+        found: dict[str, Change] = {}
 
         def replace(
-            doc: dict[str, Any], days: list[str] = days, after: dict[str, DaySums] = after
+            doc: dict[str, Any],
+            days: list[str] = days,
+            after: dict[str, DaySums] = after,
+            found: dict[str, Change] = found,
         ) -> None:
-            nonlocal compared
-            changes_here: dict[str, Change] = {}
+            found.clear()  # only the attempt that is written counts (update may retry)
             for dt in days:
                 raw = doc["days"].get(dt)
                 old = None if raw is None else DaySums.from_dict(raw)
@@ -54,13 +56,11 @@ def record_commit(
                 doc["days"][dt] = day.to_dict()
                 after[dt] = day
                 if change is not None:
-                    changes_here[dt] = change
-            # Only the attempt that was written counts (update may retry).
-            changes.update(changes_here)
-            compared = compared or bool(changes_here)
+                    found[dt] = change
 
         key = lake.month_key(state_prefix, plan.brand_id, plan.basis, month, "sums")
         lake.update(store, key, replace)
+        changes.update(found)
         records = {
             dt: _calendar_day(plan, coverage, dt, day, committed_at) for dt, day in after.items()
         }
@@ -78,7 +78,7 @@ def record_commit(
         lake.update(
             store, lake.month_key(state_prefix, plan.brand_id, plan.basis, month, "days"), calendar
         )
-    if not compared:
+    if not changes:
         return None
     return {
         "days": {

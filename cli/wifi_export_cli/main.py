@@ -170,7 +170,7 @@ def _print_json(document: Any) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="wifi-export", prog_name="wifi-export")
 def cli() -> None:
-    """Start, watch, list and cancel wifi-export runs.
+    """Start, watch, list and cancel wifi-export runs; see which days the lake holds.
 
     The deployment comes from --stack-name (its outputs) or from the function's
     variables BUCKET_NAME, DATA_PREFIX, STATE_PREFIX (and FUNCTION_NAME for run);

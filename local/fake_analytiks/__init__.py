@@ -16,8 +16,6 @@ Run standalone with ``python -m local.fake_analytiks --help``.
 
 from local.fake_analytiks.data import (
     METRICS,
-    ExpectedRow,
-    expected_rows,
     is_dark,
     local_buckets,
     location_ids,
@@ -29,6 +27,7 @@ from local.fake_analytiks.data import (
     utc_offset_minutes,
     zone_id,
 )
+from local.fake_analytiks.expected import ExpectedRow, expected_rows
 from local.fake_analytiks.faults import Faults
 from local.fake_analytiks.meter import Stats
 from local.fake_analytiks.protocol import AUDIENCE

@@ -1,6 +1,4 @@
-"""The fake analytiks API over real HTTP:
-Departures from the happy reading of the document, off by default.
-"""
+"""Fake API quirks: departures from the happy reading of the document."""
 
 from __future__ import annotations
 

@@ -179,3 +179,31 @@ def test_reading_a_year_of_one_brand_costs_a_dozen_requests(cli_lab: CliLab) -> 
     assert {d["locations"] for d in doc["days"] if d["status"] != "missing"} == {120}
     # One GET per month, and the December before (the trailing median of early January).
     assert CountingAws.requests == Counter({"GET": 13})
+
+
+def test_each_time_basis_is_its_own_calendar(cli_lab: CliLab) -> None:
+    run_id = export(cli_lab, "2023-06-01", "2023-06-02", timeBasis="local")
+    days = ("--from", "2023-06-01", "--to", "2023-06-02")
+    local = coverage_json(cli_lab, *days, "--basis", "local")["days"]
+    assert [(d["status"], d["timeBasis"], d["runId"]) for d in local] == [
+        ("present", "local", run_id)
+    ] * 2
+    utc = coverage_json(cli_lab, *days)["days"]
+    assert [(d["status"], d["timeBasis"]) for d in utc] == [("missing", "utc")] * 2
+    # run --missing --local-time sees the local calendar: nothing to do there.
+    again = cli_lab.cli("run", "--brand", str(BRAND), *days, "--missing", "--local-time")
+    assert again.exit_code == 0 and "nothing is missing" in again.stdout
+
+
+def test_flags_are_checked_before_any_aws_call(cli_lab: CliLab) -> None:
+    nowhere = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}  # any AWS call would fail
+    backwards = cli_lab.cli(
+        "coverage", "--brand", "7", "--from", "2023-06-10", "--to", "2023-06-01", environ=nowhere
+    )
+    assert backwards.exit_code == 3 and "--to 2023-06-01 is before --from" in backwards.stderr
+    bad = cli_lab.cli("coverage", "--brand", "7", "--from", "June", "--to", "2023-06-01")
+    assert bad.exit_code == 3 and "--from: 'June' is not a date" in bad.stderr
+    basis = cli_lab.cli("coverage", "--brand", "7", *DAYS, "--basis", "mars")
+    assert basis.exit_code == 2 and "--basis" in basis.stderr
+    selection = cli_lab.cli("run", "--brand", "7", *DAYS, "--missing", "--locations", "1")
+    assert selection.exit_code == 2 and "--missing re-exports whole days" in selection.stderr

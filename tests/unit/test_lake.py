@@ -123,12 +123,20 @@ def test_statuses_missing_ranges_and_partial_days() -> None:
     assert missing_location_days(records, date(2023, 6, 1), date(2023, 6, 8)) == ["2023-06-07"]
 
 
+def test_stores_closed_at_night_are_not_a_partial_day() -> None:
+    records = {f"2023-06-{d:02d}": record(100, 10, hours=16) for d in range(1, 11)}
+    records["2023-06-08"] = record(100, 10, hours=15)  # opened a little later: usual
+    records["2023-06-09"] = record(60, 10, hours=11)  # cut short
+    days = lake.statuses(records, "local", date(2023, 6, 1), date(2023, 6, 10))
+    assert [d["date"] for d in days if d["status"] != "present"] == ["2023-06-09"]
+
+
 def test_hours_since_the_last_complete_day() -> None:
     records = {"2023-06-01": record(100, 10), "2023-06-02": record(50, 10, hours=12)}
     now = datetime(2023, 6, 3, 6, 0, tzinfo=UTC)
     # June 2 is partial: the last complete day ended at June 2 00:00, 30 hours ago.
-    assert hours_since_last_complete_day(records, "utc", now.date(), now) == 30.0
-    assert hours_since_last_complete_day({}, "utc", now.date(), now) > 24 * 30
+    assert hours_since_last_complete_day(records, now.date(), now) == 30.0
+    assert hours_since_last_complete_day({}, now.date(), now) > 24 * 30
 
 
 def test_updates_are_conditional_and_a_year_is_twelve_reads() -> None:

@@ -22,18 +22,14 @@ LOOK_BACK_DAYS: Final = 30
 
 
 def hours_since_last_complete_day(
-    records: dict[str, dict[str, Any]], basis: str, today: date, now: datetime
+    records: dict[str, dict[str, Any]], today: date, now: datetime
 ) -> float:
     """Hours since the end of the newest complete day up to yesterday (a day that
     ended LOOK_BACK_DAYS ago when none is)."""
     for back in range(1, LOOK_BACK_DAYS + 1):
         day = today - timedelta(days=back)
         record = records.get(day.isoformat())
-        if (
-            record
-            and record.get("rows")
-            and lake.status_of(record, records, basis, day) == "present"
-        ):
+        if record and record.get("rows") and lake.status_of(record, records, day) == "present":
             break
     else:
         day = today - timedelta(days=LOOK_BACK_DAYS + 1)
@@ -76,7 +72,7 @@ def emit(
     if committed is not None:
         first = min(first, committed[0] - timedelta(days=lake.TRAILING_DAYS))
     records = lake.read_days(store, state_prefix, brand_id, basis, (first, today), known=known)
-    hours = hours_since_last_complete_day(records, basis, today, now)
+    hours = hours_since_last_complete_day(records, today, now)
     lake_metric("HoursSinceLastCompleteDay", hours, MetricUnit.Count, brand_id, basis)
     emitted: dict[str, Any] = {"HoursSinceLastCompleteDay": hours}
     if committed is not None:

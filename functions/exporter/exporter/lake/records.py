@@ -24,8 +24,11 @@ from exporter.ports import ObjectStore
 
 _ATTEMPTS: Final = 20
 Status = Literal["present", "missing", "partial"]
-# The trailing window a day's store count is compared with (its median).
+# The trailing window a day's store and hour counts are compared with (their medians).
 TRAILING_DAYS: Final = 28
+# Hours a day may fall short of the usual without being partial: opening and closing
+# hours vary a little (stores closed at night report no rows there: v1-v3 omit zeros).
+HOURS_SLACK: Final = 2
 
 
 def lake_prefix(state_prefix: str, brand_id: int, basis: str) -> str:
@@ -89,11 +92,6 @@ def read_days(
     return out
 
 
-def full_hours(basis: str) -> int:
-    """Hours a complete day covers: a local day loses one to daylight saving time."""
-    return 24 if basis == "utc" else 23
-
-
 def trailing_median(counts: list[int]) -> float | None:
     if not counts:
         return None
@@ -122,7 +120,7 @@ def statuses(
         out.append(
             {
                 "date": dt,
-                "status": status_of(record, records, basis, day),
+                "status": status_of(record, records, day),
                 "timeBasis": basis,
                 "rows": record["rows"],
                 "locations": record["locations"],
@@ -133,25 +131,28 @@ def statuses(
     return out
 
 
-def status_of(
-    record: dict[str, Any], records: dict[str, dict[str, Any]], basis: str, day: date
-) -> Status:
-    """Present, or partial: hours missing, or fewer stores than the trailing median."""
-    if record.get("hours", 24) < full_hours(basis):
+def status_of(record: dict[str, Any], records: dict[str, dict[str, Any]], day: date) -> Status:
+    """Present, or partial: fewer stores than the brand's trailing median, or fewer
+    hours with rows than its trailing median by more than HOURS_SLACK (a day cut
+    short). Without a trailing day to compare with, a day with rows is present."""
+    stores = trailing_median(trailing_counts(records, day))
+    if stores is not None and record["locations"] < stores:
         return "partial"
-    median = trailing_median(trailing_counts(records, day))
-    if median is not None and record["locations"] < median:
+    hours = trailing_median(trailing_counts(records, day, "hours"))
+    if hours is not None and record.get("hours", 24) < hours - HOURS_SLACK:
         return "partial"
     return "present"
 
 
-def trailing_counts(records: dict[str, dict[str, Any]], day: date) -> list[int]:
-    """Store counts of the days with rows in the TRAILING_DAYS before `day`."""
+def trailing_counts(
+    records: dict[str, dict[str, Any]], day: date, field: str = "locations"
+) -> list[int]:
+    """Store (or hour) counts of the days with rows in the TRAILING_DAYS before `day`."""
     counts: list[int] = []
     for back in range(1, TRAILING_DAYS + 1):
         record = records.get((day - timedelta(days=back)).isoformat())
         if record is not None and record.get("rows"):
-            counts.append(record["locations"])
+            counts.append(record.get(field, 24))
     return counts
 
 

@@ -116,6 +116,17 @@ def test_a_restated_location_shows_in_the_changes_and_identical_numbers_show_non
         "days": {"2023-06-01": {"locations": 1, "visits": -3 * buckets["2023-06-01"]}}
     }
     assert first < selection["runId"]
+    # The calendar says which locations the selection replaced, and who owns the day.
+    key = (
+        f"{cli_lab.lab.env['STATE_PREFIX']}/lake/brand_id={BRAND}/time_basis=utc/days/2023-06.json"
+    )
+    calendar = json.loads(
+        cli_lab.lab.s3.get_object(Bucket=cli_lab.lab.bucket, Key=key)["Body"].read()
+    )
+    june_1 = calendar["days"]["2023-06-01"]
+    assert (june_1["replaced"], june_1["replacedCount"]) == ([LOCATION], 1)
+    assert june_1["runId"] == selection["runId"] and june_1["locations"] == 3
+    assert "replaced" not in calendar["days"]["2023-06-02"]
 
 
 class CountingAws(Aws):

@@ -8,7 +8,7 @@ is written. Reads and writes two small objects per month the run touches
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, Final
 
 from exporter.lake import freshness
 from exporter.lake import records as lake
@@ -19,6 +19,9 @@ from exporter.ports import ObjectStore
 from exporter.run.context import RunContext, iso
 from exporter.run.coverage import Coverage
 from exporter.run.records import RunPlan, StepRecord
+
+# Location ids a calendar day names of the selection that wrote it last.
+MAX_NAMED_IDS: Final = 1_000
 
 
 def record_commit(
@@ -103,7 +106,10 @@ def _calendar_day(
     if coverage.kind == "zone":
         record["replacedZone"] = coverage.zone
     elif coverage.kind == "locations":
-        record["replaced"] = _replaced_ids(coverage, dt)
+        ids = _replaced_ids(coverage, dt)
+        # Named up to a limit: the calendar stays small for a selection of 10,000.
+        record["replaced"] = ids[:MAX_NAMED_IDS]
+        record["replacedCount"] = len(ids)
     return record
 
 

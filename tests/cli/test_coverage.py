@@ -147,9 +147,9 @@ class CountingAws(Aws):
 def test_reading_a_year_of_one_brand_costs_a_dozen_requests(cli_lab: CliLab) -> None:
     from exporter.aws import S3Store  # noqa: PLC0415
     from exporter.lake.commit import record_commit  # noqa: PLC0415
+    from exporter.run.counters import Counters  # noqa: PLC0415
     from exporter.run.coverage import WHOLE  # noqa: PLC0415
     from exporter.run.records import RunPlan, StagedObject, StepRecord  # noqa: PLC0415
-    from exporter.run.totals import Totals  # noqa: PLC0415
 
     store = S3Store(cli_lab.lab.bucket, client=cli_lab.lab.s3)
     state = cli_lab.lab.env["STATE_PREFIX"]
@@ -168,7 +168,7 @@ def test_reading_a_year_of_one_brand_costs_a_dozen_requests(cli_lab: CliLab) -> 
         )
         sums = {str(i): [10, 24, (1 << 24) - 1, i] for i in range(1, 121)}
         objects = tuple(StagedObject(d.isoformat(), "k", 2880, 1, sums) for d in mine)
-        step = StepRecord(0, 0, "a", None, objects, Totals(), "t")
+        step = StepRecord(0, 0, "a", None, objects, Counters(), "t")
         record_commit(store, state, plan, [step], WHOLE, committed_at="2024-01-01T00:00:00Z")
     CountingAws.requests.clear()
     result = cli_lab.cli(

@@ -194,13 +194,13 @@ def test_two_commits_of_one_month_side_by_side_both_land() -> None:
     """The second writer's conditional write fails on the first's, reads again, and
     adds its days: nothing is lost, and its changes are counted on the fresh read."""
     from exporter.lake.commit import record_commit  # noqa: PLC0415
+    from exporter.run.counters import Counters  # noqa: PLC0415
     from exporter.run.records import RunPlan, StagedObject, StepRecord  # noqa: PLC0415
-    from exporter.run.totals import Totals  # noqa: PLC0415
 
     def commit(store: MemoryStore, run_id: str, day: date, visits: int) -> Any:
         plan = RunPlan(run_id, 1, day, day, "utc", "on-demand", "t", windows=())
         staged = StagedObject(day.isoformat(), "k", 2, 1, sums_of(page(visits)))
-        step = StepRecord(0, 0, "a", None, (staged,), Totals(), "t")
+        step = StepRecord(0, 0, "a", None, (staged,), Counters(), "t")
         return record_commit(store, "st", plan, [step], WHOLE, committed_at=run_id)
 
     class Racing(MemoryStore):

@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exporter.errors import InvalidTask
+from exporter.run.counters import MAX_UNKNOWN_FIELDS, OTHER_FIELDS, Counters
 from exporter.run.keys import Layout, run_id_of_data_object
 from exporter.run.records import StepRecord, Task, make_run_id
-from exporter.run.totals import MAX_UNKNOWN_FIELDS, OTHER_FIELDS, Totals
 
 RUN = make_run_id(datetime(2023, 6, 8, 1, 2, 3, 456789, tzinfo=UTC), 1234, "request")
 
@@ -110,24 +110,24 @@ def test_step_records_from_before_the_api_reports_still_read() -> None:
         "finishedAt": "2023-07-01T03:30:00Z",
     }
     record = StepRecord.from_json(json.dumps(old).encode())
-    assert record.totals == Totals(rows=5, bytes=9, pages=1, api_calls=1)
+    assert record.totals == Counters(rows=5, bytes=9, pages=1, api_calls=1)
     assert (record.totals.mismatched_rows, record.totals.unknown_fields) == (0, {})
     # ... and the new counters survive the round trip.
-    new = replace(record, totals=Totals(rows=5, mismatched_rows=3, unknown_fields={"a": 2}))
+    new = replace(record, totals=Counters(rows=5, mismatched_rows=3, unknown_fields={"a": 2}))
     assert StepRecord.from_json(new.to_json()).totals == new.totals
 
 
 @pytest.mark.parametrize("unknown", [[], {"a": -1}, {"a": True}, {"a": "1"}, {"a": 1.5}], ids=repr)
 def test_malformed_unknown_field_counts_are_refused(unknown: object) -> None:
     with pytest.raises(InvalidTask, match="unknown_fields"):
-        Totals.from_dict({"rows": 1, "unknown_fields": unknown})
+        Counters.from_dict({"rows": 1, "unknown_fields": unknown})
 
 
 def test_unknown_field_names_are_capped_across_steps() -> None:
-    total = Totals()
+    total = Counters()
     for step in range(3):
         names = {f"field{step}_{n}": 1 for n in range(MAX_UNKNOWN_FIELDS // 2)}
-        total.add(Totals(unknown_fields={**names, "locationName": 10}))
+        total.add(Counters(unknown_fields={**names, "locationName": 10}))
     assert len(total.unknown_fields) == MAX_UNKNOWN_FIELDS + 1
     assert total.unknown_fields["locationName"] == 30
     assert total.unknown_fields[OTHER_FIELDS] == 3 * (MAX_UNKNOWN_FIELDS // 2) - (

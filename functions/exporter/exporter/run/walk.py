@@ -21,8 +21,8 @@ from exporter.planning import Window, days_of, request_range
 from exporter.ports import PageSource
 from exporter.rows import RowShaper
 from exporter.run.context import Invocation, RunContext
+from exporter.run.counters import Counters
 from exporter.run.records import RunPlan, StepRecord, Task
-from exporter.run.totals import Totals
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,7 @@ class Walked:
     """What one invocation read of a window: compressed parts per day, and where it stopped."""
 
     writers: dict[str, GzipWriter]
-    totals: Totals
+    totals: Counters
     next_cursor: str | None
     locations: set[int]
     refused: tuple[int | str, ...] = ()
@@ -60,7 +60,7 @@ def walk_window(
     )
     api = ctx.api()
     margin = ctx.settings.time_safety_margin_ms
-    totals = Totals()
+    totals = Counters()
     # Every location of the window so far: one seen twice would be exported twice.
     locations: set[int] = set(previous.locations) if previous else set()
 

@@ -21,6 +21,7 @@ from typing import Any, Final, Literal
 from exporter import json_codec
 from exporter.planning import days_of
 from exporter.ports import ObjectStore
+from exporter.run.keys import Layout
 
 _ATTEMPTS: Final = 20
 Status = Literal["present", "missing", "partial"]
@@ -32,12 +33,12 @@ HOURS_SLACK: Final = 2
 
 
 def lake_prefix(state_prefix: str, brand_id: int, basis: str) -> str:
-    return f"{state_prefix}/lake/brand_id={brand_id}/time_basis={basis}/"
+    return Layout(state_prefix, "").lake(brand_id, basis)
 
 
 def month_key(state_prefix: str, brand_id: int, basis: str, month: str, kind: str) -> str:
     """`kind` is `days` (the calendar) or `sums` (per-location numbers)."""
-    return f"{lake_prefix(state_prefix, brand_id, basis)}{kind}/{month}.json"
+    return Layout(state_prefix, "").lake_month(brand_id, basis, month, kind)
 
 
 def months_of(first: date, last: date) -> list[str]:

@@ -90,6 +90,12 @@ def test_a_selection_replaces_only_its_locations_and_an_older_run_loses() -> Non
     day, change = replace_day(first, NEWER, {"1": mine["1"]}, selection.covers("2023-06-01"))
     assert change is not None and (change.locations, change.visits) == (1, 4)
     assert {i: day.owner(i) for i in day.locations} == {"1": NEWER, "2": NEW}
+    # A zone of location 2, new that day: nothing it covers was there, no change.
+    zone = Coverage("zone", zone="z")
+    zoned = {"2@z": sums_of(page())["2"]}
+    zone_run = "20230601T000000009Z-b1-00000009"
+    with_zone, change = replace_day(day, zone_run, zoned, zone.covers("2023-06-01"))
+    assert change is None and with_zone.owner("2@z") == zone_run
     # An older whole-brand run committing late changes nothing the newer runs wrote.
     late, change = replace_day(day, OLD, sums_of(page(1)), WHOLE.covers("2023-06-01"))
     assert late.locations == day.locations

@@ -85,19 +85,21 @@ def replace_day(
     The newest run wins per location, as in the table (run.commit): a location
     an older run wrote and this run covers takes this run's numbers (or goes,
     if this run has no rows for it); one a newer run wrote stays. The change
-    is None when there was no older day to compare with.
+    is None when the run replaced nothing that was there (no older rows it
+    covers: a first export, or a selection of locations without rows that day).
     """
     if old is not None and old.last and old.last[0] == run_id:
         # This run's commit, repeated (its first holder died before the manifest).
         return old, Change(*old.last[1:]) if len(old.last) == 3 else None
     day = DaySums() if old is None else DaySums.from_dict(old.to_dict())
     day.seq += 1
-    compared = old is not None and bool(old.locations)
     differ: set[int] = set()
     visits = 0
-    touched = set(new)
+    replaced: set[str] = set()
     if covered is not None and old is not None:
-        touched |= {i for i in old.locations if covered(identity_of(i))}
+        replaced = {i for i in old.locations if covered(identity_of(i))}
+    compared = bool(replaced)
+    touched = set(new) | replaced
     for ident in touched:
         before = day.locations.get(ident)
         if before is not None and day.runs[before[4]] > run_id:

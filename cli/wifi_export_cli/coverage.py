@@ -192,6 +192,16 @@ def coverage_command(
             click.echo(_dumps(document(brand, found)))
             return
         calendar_view(s.console, brand, basis, found)
+        other = "local" if basis == "utc" else "utc"
+        theirs = coverage_days(store, s.deployment, brand, other, days)
+        held = sum(d["status"] != "missing" for d in theirs)
+        if held:
+            # The "one brand mixing local and UTC days": two datasets.
+            s.console.print(
+                f"note: {held} day(s) of this range are also in the {other}-time dataset "
+                f"(--basis {other}); a query must choose one basis (time_basis)",
+                style="yellow",
+            )
 
     return coverage
 

@@ -57,6 +57,7 @@ def test_a_gap_shows_in_both_outputs_and_run_missing_fills_exactly_it(cli_lab: C
     assert "June 2023" in people.stdout and "6 present, 0 partial, 2 missing" in people.stdout
     assert "missing: 2023-06-04..2023-06-05" in people.stdout
     assert "wifi-export run --missing --brand 777" in people.stdout
+    assert "note:" not in people.stdout  # no local-time days to mention
     ranges = cli_lab.cli("coverage", "--brand", str(BRAND), *DAYS, "--missing")
     assert ranges.stdout.splitlines() == ["2023-06-04 2023-06-05"]
     # The other basis is another dataset: nothing there yet.
@@ -204,6 +205,9 @@ def test_each_time_basis_is_its_own_calendar(cli_lab: CliLab) -> None:
     # run --missing --local-time sees the local calendar: nothing to do there.
     again = cli_lab.cli("run", "--brand", str(BRAND), *days, "--missing", "--local-time")
     assert again.exit_code == 0 and "nothing is missing" in again.stdout
+    # A person looking at the UTC calendar is told the brand has local days too.
+    people = cli_lab.cli("coverage", "--brand", str(BRAND), *days)
+    assert "note: 2 day(s) of this range are also in the local-time dataset" in people.stdout
 
 
 def test_flags_are_checked_before_any_aws_call(cli_lab: CliLab) -> None:

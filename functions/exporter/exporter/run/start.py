@@ -56,13 +56,13 @@ def start_runs(ctx: RunContext, request: RunRequest, inv: Invocation) -> dict[st
         return plan
 
     brands = request.brand_ids
-    if request.trigger == "scheduled":
-        freshness.on_schedule(ctx, brands, request.basis)
     with ThreadPoolExecutor(min(FAN_OUT_THREADS, len(brands)), "fan-out") as pool:
         launched = [pool.submit(launch, b, inline and n == 0) for n, b in enumerate(brands)]
     # Every brand was tried; the first error (its run failed and notified) is raised
     # after the others went out, so one broken brand holds up no other.
     plans = [future.result() for future in launched]
+    if request.trigger == "scheduled":
+        freshness.on_schedule(ctx, brands, request.basis)
     if inline:
         _run_first_window_inline(ctx, plans[0], inv)
     metrics.add_metric(name="RunsStarted", unit=MetricUnit.Count, value=len(plans))

@@ -86,13 +86,13 @@ def test_invalid_tasks_are_refused(body: str, problem: str) -> None:
 
 def test_keys_stay_under_their_prefixes() -> None:
     layout = Layout("state", "data")
-    keys = layout.run(RUN, 1234)
+    keys = layout.run(RUN, 1234, "utc")
     assert keys.data_object(2, 7, "2023-06-08") == (
-        f"data/brand_id=1234/dt=2023-06-08/{RUN}-w2-s7.json.gz"
+        f"data/brand_id=1234/time_basis=utc/dt=2023-06-08/{RUN}-w2-s7.json.gz"
     )
     assert keys.staged(2, 7, "abc", "2023-06-08").startswith(f"state/runs/{RUN}/staged/")
     assert run_id_of_data_object(keys.data_object(2, 7, "2023-06-08")) == RUN
-    assert run_id_of_data_object("data/brand_id=1/dt=2023-06-08/user-upload.json.gz") is None
+    assert run_id_of_data_object("data/brand_id=1/time_basis=utc/dt=2023-06-08/x.json.gz") is None
     with pytest.raises(InvalidTask):
         layout.run("../x", 1)
     with pytest.raises(InvalidTask):
@@ -111,9 +111,18 @@ def test_step_records_from_before_the_api_reports_still_read() -> None:
     }
     record = StepRecord.from_json(json.dumps(old).encode())
     assert record.totals == Counters(rows=5, bytes=9, pages=1, api_calls=1)
-    assert (record.totals.mismatched_rows, record.totals.unknown_fields) == (0, {})
+    assert (record.totals.irregular_location_days, record.totals.unknown_fields) == (0, {})
+    assert record.totals.irregular_days == []
     # ... and the new counters survive the round trip.
-    new = replace(record, totals=Counters(rows=5, mismatched_rows=3, unknown_fields={"a": 2}))
+    new = replace(
+        record,
+        totals=Counters(
+            rows=5,
+            irregular_location_days=3,
+            unknown_fields={"a": 2},
+            irregular_days=[["2023-10-29", 7, 22]],
+        ),
+    )
     assert StepRecord.from_json(new.to_json()).totals == new.totals
 
 

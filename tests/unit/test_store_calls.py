@@ -104,13 +104,14 @@ STEP = [
     ("get", "RUN/failed.json"),
     ("get", "RUN/cancel.json"),
     ("list_keys", "RUN/done"),
+    ("list_keys", "brand_id=5/dt="),  # the old layout's folders: none, commit goes on
     ("exists", "RUN/notified.json"),
     ("list_keys", "commit/lease-"),
     ("put_if_absent", "commit/lease-000000.json"),
     ("put_if_absent", "RUN/cancel.json"),
     ("put", "RUN/coverage.json"),
     ("copy", "dt=2023-06-01/RUN-w0-s0.json.gz"),
-    ("list_keys", "brand_id=5/dt=2023-06-01"),
+    ("list_keys", "time_basis=utc/dt=2023-06-01"),
     # The lake coverage (exporter.lake): this month's numbers and calendar, each
     # read and written conditionally, then last month's calendar for the freshness
     # metrics (trailing store counts).

@@ -14,6 +14,7 @@ from exporter.errors import TransientError
 from exporter.lake import commit as lake
 from exporter.observability import logger
 from exporter.planning import days_of
+from exporter.run.basis import irregular_local_days
 from exporter.run.context import RunContext, iso
 from exporter.run.counters import Counters
 from exporter.run.coverage import WHOLE, Coverage, coverage_of, remove_rows
@@ -158,19 +159,10 @@ def _manifest(
         "api": api.api_json(),
         # What the API sent beyond its document (docs/contracts.md, "Manifest").
         "unknownFields": dict(api.unknown_fields),
-        "timeBasisMismatch": _mismatch(plan, api.mismatched_rows),
+        "irregularLocalDays": irregular_local_days(plan, api),
         "windows": len(plan.windows),
         "steps": steps,
         "startedAt": plan.started_at,
         "finishedAt": iso(ctx.clock()),
         "durationSeconds": round(ctx.seconds_since(plan), 3),
     }
-
-
-def _mismatch(plan: RunPlan, rows: int) -> dict[str, Any] | None:
-    """Rows written labelled with the other basis than the run's, because the API's
-    time keys were in it (a `Z` in a local run, none in a UTC run); None if none."""
-    if not rows:
-        return None
-    answered = "utc" if plan.basis == "local" else "local"
-    return {"requested": plan.basis, "answered": answered, "rows": rows}

@@ -64,4 +64,4 @@ class RunContext:
         return max(0.0, (self.clock() - started).total_seconds())
 
     def keys(self, plan: RunPlan) -> RunKeys:
-        return self.layout.run(plan.run_id, plan.brand_id)
+        return self.layout.run(plan.run_id, plan.brand_id, plan.basis)

@@ -17,6 +17,8 @@ from exporter.errors import InvalidTask
 # (an API that sent a new field name per location must not swell the notification).
 MAX_UNKNOWN_FIELDS: Final = 50
 OTHER_FIELDS: Final = "(other fields)"
+# Irregular local days a run lists (date, location, buckets); all are counted.
+MAX_IRREGULAR_DAYS: Final = 20
 
 
 @dataclass(slots=True)
@@ -32,21 +34,32 @@ class Counters:
     api_calls: int = 0
     retries: int = 0
     dropped_rows: int = 0
-    # Rows written in the other time basis than the run's (the API's keys said so).
-    mismatched_rows: int = 0
+    # Location-days of a local run whose bucket count is not 23, 24 or 25 (rows.py).
+    irregular_location_days: int = 0
     # Unknown non-metric fields of the API's records: name -> records that had it.
     unknown_fields: dict[str, int] = field(default_factory=dict)
+    # The first MAX_IRREGULAR_DAYS of them: [date, location id, buckets].
+    irregular_days: list[list[Any]] = field(default_factory=list)
 
     def add(self, other: Counters) -> None:
         for name in _COUNTERS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.count_fields(other.unknown_fields)
+        self._keep_days(other.irregular_days)
+
+    def note_irregular_days(self, days: list[tuple[str, int, int]]) -> None:
+        self.irregular_location_days += len(days)
+        self._keep_days([list(day) for day in days])
+
+    def _keep_days(self, days: list[list[Any]]) -> None:
+        self.irregular_days.extend(days[: MAX_IRREGULAR_DAYS - len(self.irregular_days)])
 
     def plus(self, **more: int) -> Counters:
         """A copy with `more` added (a step adds what it staged to what it walked)."""
         return replace(
             self,
             unknown_fields=dict(self.unknown_fields),
+            irregular_days=list(self.irregular_days),
             **{name: getattr(self, name) + n for name, n in more.items()},
         )
 
@@ -85,7 +98,10 @@ class Counters:
             isinstance(k, str) and _natural(v) for k, v in unknown.items()
         ):
             raise InvalidTask("totals.unknown_fields: expected names with natural numbers")
-        return cls(**values, unknown_fields=dict(unknown))
+        days = raw.get("irregular_days", [])
+        if not isinstance(days, list) or not all(_irregular_day(d) for d in days):
+            raise InvalidTask("totals.irregular_days: expected [date, location, buckets] lists")
+        return cls(**values, unknown_fields=dict(unknown), irregular_days=days[:MAX_IRREGULAR_DAYS])
 
     def progress_json(self) -> dict[str, int]:
         """The counts of a window's `progress/w<k>.json` (and of the CLI's views)."""
@@ -129,6 +145,17 @@ PROGRESS_FIELDS: Final = {
     "apiCalls": "api_calls",
     "retries": "retries",
 }
+
+
+def _irregular_day(day: Any) -> bool:
+    return (
+        isinstance(day, list)
+        and len(day) == 3
+        and isinstance(day[0], str)
+        and len(day[0]) == 10
+        and _natural(day[1])
+        and _natural(day[2])
+    )
 
 
 def _natural(value: Any) -> bool:

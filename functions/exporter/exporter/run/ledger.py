@@ -65,7 +65,7 @@ class Ledger:
         return status_document(plan, state, done, self.now_iso(), extra)
 
     def keys(self, plan: RunPlan) -> RunKeys:
-        return self.layout.run(plan.run_id, plan.brand_id)
+        return self.layout.run(plan.run_id, plan.brand_id, plan.basis)
 
     def keys_of(self, run_id: str) -> RunKeys:
         """A run's keys from its id alone (validated)."""

@@ -55,8 +55,7 @@ def walk_window(
         plan.run_id,
         plan.basis,
         days_of(window.first_day, window.last_day),
-        # Rows the API keyed in the other basis may fall on a neighbour window's day.
-        run_days=days_of(plan.first_day, plan.last_day),
+        zero_filled=plan.selection is not None and plan.selection.variant == "v4",
     )
     api = ctx.api()
     margin = ctx.settings.time_safety_margin_ms
@@ -89,7 +88,7 @@ def walk_window(
                 _claim_locations(locations, shaped.location_ids)
                 totals.pages += 1
                 totals.dropped_rows += shaped.dropped_rows
-                totals.mismatched_rows += shaped.mismatched_rows
+                totals.note_irregular_days(shaped.irregular_days)
                 totals.count_fields(shaped.unknown_fields)
                 add_sums(sums, shaped.sums)
                 for dt, lines in shaped.lines.items():

@@ -11,6 +11,7 @@ from collections import defaultdict
 from typing import Any
 
 from exporter.errors import TransientError
+from exporter.lake import commit as lake
 from exporter.observability import logger
 from exporter.planning import days_of
 from exporter.run.basis import MIGRATION, irregular_local_days
@@ -101,7 +102,10 @@ def commit_run(
         }
         for dt in days
     ]
+    changes = lake.on_commit(ctx, plan, records, coverage)
     manifest = _manifest(ctx, plan, partitions, api, steps=len(records))
+    if changes is not None:
+        manifest["changes"] = changes  # what this run changed of the rows it replaced
     if plan.selection is not None:
         manifest["refused"] = refused_ids(records)
     ledger.record_commit(plan, manifest)

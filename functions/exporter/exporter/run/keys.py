@@ -90,6 +90,15 @@ class Layout:
         """The long-lived copy of a committed run's manifest."""
         return self.history(run_id).removesuffix(".json") + ".manifest.json"
 
+    # -- lake coverage: kept as long as the table (exporter.lake, docs/contracts.md)
+
+    def lake(self, brand_id: int, basis: str) -> str:
+        return f"{self.state_prefix}/lake/brand_id={brand_id}/time_basis={basis}/"
+
+    def lake_month(self, brand_id: int, basis: str, month: str, kind: str) -> str:
+        """One month of a brand's lake coverage: `days` (the calendar) or `sums`."""
+        return f"{self.lake(brand_id, basis)}{kind}/{month}.json"
+
 
 class RunKeys:
     """Where everything of one run lives."""

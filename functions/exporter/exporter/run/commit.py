@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from exporter import json_codec
+from exporter import json_codec, parquet_table
 from exporter.errors import TransientError
 from exporter.observability import logger
 from exporter.planning import days_of
@@ -68,6 +68,7 @@ def commit_run(
     days = [day.isoformat() for day in days_of(plan.first_day, plan.last_day)]
     for dt in days:
         _settle(ctx, keys, dt, set(written[dt]), coverage=coverage, others=others)
+    _rebuild_parquet(ctx, [keys.partition(dt) for dt in days])
     partitions = [
         {
             "dt": dt,
@@ -84,6 +85,24 @@ def commit_run(
     ctx.store.put(keys.manifest, json_codec.dumps_pretty(manifest))
     ctx.store.put_if_absent(keys.committed, json_codec.dumps({"at": manifest["finishedAt"]}))
     return manifest
+
+
+def _rebuild_parquet(ctx: RunContext, partitions: list[str]) -> None:
+    """The Parquet twin of every day the run settled (exporter/parquet_table.py).
+
+    Before the "committed" marker: a holder killed before every day is rebuilt
+    leaves the commit to the next lease holder, which redoes it, rebuilds included.
+    """
+    prefix = ctx.settings.parquet_prefix
+    if prefix is None:
+        return
+    parquet_table.rebuild_all(
+        ctx.store,
+        partitions,
+        ctx.settings.data_prefix,
+        prefix,
+        ours=lambda key: run_id_of_data_object(key) is not None,
+    )
 
 
 def _settle(

@@ -37,17 +37,22 @@ def json_partitions(lab: Lab) -> set[str]:
     return {k.removeprefix(data).rsplit("/", 1)[0] for k in lab.list_keys(data)}
 
 
-def duckdb_rows(lab: Lab) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """(JSON table rows, Parquet table rows), each sorted, as DuckDB reads them."""
-    con = lab.table()  # the JSON table, typed like the Glue table
+def parquet_view(lab: Lab, con: Any, name: str) -> None:
+    """A DuckDB view `name` over the Parquet table as it is now (downloaded)."""
     dest = lab.tmp / f"parquet-{len(list(lab.tmp.iterdir()))}"
     assert download_prefix(lab.s3, lab.bucket, PARQUET + "/", dest)
     pattern = (dest / PARQUET / "**" / "*.parquet").as_posix()
-    # A local path of our own making, not input: no injection.
+    # A local path and a name of our own making, not input: no injection.
     con.execute(
-        f"CREATE VIEW pq AS SELECT * FROM read_parquet('{pattern}', hive_partitioning=true, "  # noqa: S608
-        "hive_types={'brand_id': 'BIGINT', 'dt': 'DATE'})"
+        f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{pattern}', "  # noqa: S608
+        "hive_partitioning=true, hive_types={'brand_id': 'BIGINT', 'dt': 'DATE'})"
     )
+
+
+def duckdb_rows(lab: Lab) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """(JSON table rows, Parquet table rows), each sorted, as DuckDB reads them."""
+    con = lab.table()  # the JSON table, typed like the Glue table
+    parquet_view(lab, con, "pq")
     # MAP values compared as text; both tables typed the same way.
     names = [n if n != "extra" else "CAST(extra AS VARCHAR)" for n in duckdb_columns()]
     select = f"SELECT {', '.join([*names, 'brand_id', 'dt'])} FROM"

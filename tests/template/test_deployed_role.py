@@ -26,6 +26,8 @@ CUSTOM = {
     "DataPrefix": "lake/wifi",
     "StatePrefix": "ops/wifi-state",
     "SecretName": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:acme/analytiks-AbCdEf",
+    # Without the Parquet table the role has no grant on its prefix.
+    "EnableParquet": "false",
 }
 
 # Each action the role grants -> the resources it may touch, for the default
@@ -36,10 +38,12 @@ DEFAULT_GRANTS = {
     },
     "s3:PutObject": {
         "arn:aws:s3:::{ExportBucket}/wifi/metrics/*",
+        "arn:aws:s3:::{ExportBucket}/wifi/metrics_parquet/*",
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/*",
     },
     "s3:DeleteObject": {
         "arn:aws:s3:::{ExportBucket}/wifi/metrics/*",
+        "arn:aws:s3:::{ExportBucket}/wifi/metrics_parquet/*",
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/*",
     },
     # Table objects are read only by a selection's copy-on-write commit (get_versioned).
@@ -186,7 +190,12 @@ def test_no_allow_on_every_resource_and_wildcards_only_where_documented(
             assert resource != "*"
             rest = resource
             # Object keys under a prefix; the secret's 6-character suffix.
-            for allowed in ("/wifi/metrics/*", "/wifi/_exports/*", "-??????"):
+            for allowed in (
+                "/wifi/metrics/*",
+                "/wifi/metrics_parquet/*",
+                "/wifi/_exports/*",
+                "-??????",
+            ):
                 rest = rest.replace(allowed, "")
             assert "*" not in rest and "?" not in rest, resource
 

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bench import scale_report
+from bench import parquet, scale_report
 
 NOTES_START, NOTES_END = "<!-- notes:start -->", "<!-- notes:end -->"
 DEFAULT_NOTES = f"""{NOTES_START}
@@ -248,6 +248,7 @@ def render(res: dict[str, Any], notes: str, scale: str | None = None) -> str:
                 "## Results on one core\n\n" + ONE_CORE + "\n\n" + workload_table(res, "pinned"),
                 "## Targets\n\n" + targets_table(res),
                 details(res),
+                *([parquet.section(res["parquet"])] if res.get("parquet") else []),
                 machine(res),
                 *([scale] if scale else []),
             ]

@@ -35,7 +35,7 @@ if __package__ in (None, ""):  # run as `python bench/run.py`
     sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(EXPORTER_DIR))
 
-from bench import report  # noqa: E402
+from bench import parquet, report  # noqa: E402
 from bench.procs import Measured, Processes  # noqa: E402
 from local.resources import clients, provision  # noqa: E402
 
@@ -658,6 +658,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     results["output_size"] = bench.output_size(newest["data_keys"])
             results["fake_api_counters"] = bench.fake_counters()
+            results["parquet"] = parquet.measure(args.smoke)  # bench/parquet.py
         finally:
             procs.close()
     for wl in results["workloads"]:

@@ -24,15 +24,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "functions" / "exporter"))
+if __package__ in (None, ""):  # run as `python bench/parquet.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from exporter import parquet_table  # noqa: E402
-from exporter.gzip_writer import GZIP_LEVEL  # noqa: E402
-from exporter.schema import METRIC_COLUMNS  # noqa: E402
-from local.fake_analytiks import expected_rows, reference_number  # noqa: E402
+from bench import common  # noqa: F401 -- puts functions/exporter on sys.path
+from exporter import parquet_table
+from exporter.gzip_writer import GZIP_LEVEL
+from exporter.schema import METRIC_COLUMNS
+from local.fake_analytiks import expected_rows, reference_number
 
 BRAND = 9001
 DAY = "2023-06-01"

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import parquet, scale_report
+from bench.common import fmt, table
 
 NOTES_START, NOTES_END = "<!-- notes:start -->", "<!-- notes:end -->"
 DEFAULT_NOTES = f"""{NOTES_START}
@@ -61,25 +62,7 @@ there wall time is CPU time and the exporter's reading, shaping and compressing
 threads take turns on one core. Ratios are against the pinned baselines."""
 
 
-def _f(value: Any, digits: int = 2) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}"
-    return str(value)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def workload_table(res: dict[str, Any], group: str = "modes") -> str:
+def workloadtable(res: dict[str, Any], group: str = "modes") -> str:
     header = [
         "workload",
         "mode",
@@ -103,33 +86,33 @@ def workload_table(res: dict[str, Any], group: str = "modes") -> str:
                 [
                     w["name"],
                     mode,
-                    _f(m["wall_s"]),
-                    _f(m["work_s"]),
-                    _f(m["cpu_s"]),
-                    _f(m["rss_mb"], 0),
-                    _f(m["location_hours_per_cpu_s"], 0),
-                    _f(m["bytes_written"]),
-                    _f(m["objects_written"]),
-                    _f(m["api_calls"]),
-                    _f(m.get("wall_vs_bare")),
-                    _f(m.get("wall_vs_raw_gzip")),
-                    _f(m.get("cpu_vs_bare")),
-                    _f(m.get("cpu_vs_raw_gzip")),
+                    fmt(m["wall_s"]),
+                    fmt(m["work_s"]),
+                    fmt(m["cpu_s"]),
+                    fmt(m["rss_mb"], 0),
+                    fmt(m["location_hours_per_cpu_s"], 0),
+                    fmt(m["bytes_written"]),
+                    fmt(m["objects_written"]),
+                    fmt(m["api_calls"]),
+                    fmt(m.get("wall_vs_bare")),
+                    fmt(m.get("wall_vs_raw_gzip")),
+                    fmt(m.get("cpu_vs_bare")),
+                    fmt(m.get("cpu_vs_raw_gzip")),
                 ]
             )
-    return _table(header, rows)
+    return table(header, rows)
 
 
-def targets_table(res: dict[str, Any]) -> str:
+def targetstable(res: dict[str, Any]) -> str:
     rows = []
     for t in res["targets"]:
         verdict = "not measured" if t["met"] is None else ("MET" if t["met"] else "NOT MET")
         if t["figure"] is None:
             figure = t["text"] if t["met"] is not None else "-"
         else:
-            figure = f"{_f(t['figure'])} {t['text']} (limit {_f(t['limit'])})"
+            figure = f"{fmt(t['figure'])} {t['text']} (limit {fmt(t['limit'])})"
         rows.append([t["name"], verdict, figure])
-    return _table(["target", "verdict", "figure"], rows)
+    return table(["target", "verdict", "figure"], rows)
 
 
 def details(res: dict[str, Any]) -> str:
@@ -138,22 +121,22 @@ def details(res: dict[str, Any]) -> str:
     parts = ["## Output size", ""]
     if size:
         parts.append(
-            f"Objects of the first workload ({_f(size['objects'])} objects, "
-            f"{_f(size['rows'])} rows): JSON Lines {_f(size['json_lines_bytes_per_row'], 1)} "
-            f"bytes/row; the exporter's gzip {_f(size['exporter_bytes_per_row'], 2)} bytes/row; "
-            f"stdlib gzip level 6 of the same lines {_f(size['stdlib_gzip6_bytes_per_row'], 2)} "
-            f"bytes/row: ratio {_f(size['ratio'], 3)}."
+            f"Objects of the first workload ({fmt(size['objects'])} objects, "
+            f"{fmt(size['rows'])} rows): JSON Lines {fmt(size['json_lines_bytes_per_row'], 1)} "
+            f"bytes/row; the exporter's gzip {fmt(size['exporter_bytes_per_row'], 2)} bytes/row; "
+            f"stdlib gzip level 6 of the same lines {fmt(size['stdlib_gzip6_bytes_per_row'], 2)} "
+            f"bytes/row: ratio {fmt(size['ratio'], 3)}."
         )
     parts += [
         "",
         "## Cold start",
         "",
         f"Median of {cold['runs']} fresh `python -c` processes, import time measured inside: "
-        f"`import boto3` {_f(cold['boto3']['import_s'] * 1000, 0)} ms, `import app` "
-        f"{_f(cold['app']['import_s'] * 1000, 0)} ms (ratio {_f(cold['ratio'], 2)}; "
-        f"`import app` loads boto3: {_f(cold['app']['boto3_loaded'])}). Whole processes: "
-        f"{_f(cold['boto3']['process_wall_s'] * 1000, 0)} ms and "
-        f"{_f(cold['app']['process_wall_s'] * 1000, 0)} ms.",
+        f"`import boto3` {fmt(cold['boto3']['import_s'] * 1000, 0)} ms, `import app` "
+        f"{fmt(cold['app']['import_s'] * 1000, 0)} ms (ratio {fmt(cold['ratio'], 2)}; "
+        f"`import app` loads boto3: {fmt(cold['app']['boto3_loaded'])}). Whole processes: "
+        f"{fmt(cold['boto3']['process_wall_s'] * 1000, 0)} ms and "
+        f"{fmt(cold['app']['process_wall_s'] * 1000, 0)} ms.",
         "",
         "## API and correctness",
         "",
@@ -164,18 +147,18 @@ def details(res: dict[str, Any]) -> str:
         rows.append(
             [
                 w["name"],
-                _f(e["rows"]),
-                _f(w["expected_rows"]),
-                _f(check["api_calls"]),
-                _f(check["pages"]),
-                _f(check["retries"]),
-                _f(check["expected_pages"]),
-                _f(e["invocations"]),
+                fmt(e["rows"]),
+                fmt(w["expected_rows"]),
+                fmt(check["api_calls"]),
+                fmt(check["pages"]),
+                fmt(check["retries"]),
+                fmt(check["expected_pages"]),
+                fmt(e["invocations"]),
                 e["status"],
             ]
         )
     parts.append(
-        _table(
+        table(
             [
                 "workload",
                 "rows",
@@ -203,15 +186,15 @@ def details(res: dict[str, Any]) -> str:
     rows = [
         [
             name,
-            _f(v["lambda_gb_s_per_million_location_hours"], 1),
-            _f(v["s3_requests_per_million_location_hours"], 0),
+            fmt(v["lambda_gb_s_per_million_location_hours"], 1),
+            fmt(v["s3_requests_per_million_location_hours"], 0),
             ", ".join(f"{op} {n}" for op, n in v["s3_by_operation"].items()),
         ]
         for name, v in c["workloads"].items()
     ]
     parts.append(
         f"At {c['memory_mb']} MB (template default), from the exporter's wall time:\n\n"
-        + _table(
+        + table(
             ["workload", "Lambda GB-s / M location-hours", "S3 requests / M loc-h", "S3 calls"],
             rows,
         )
@@ -244,9 +227,9 @@ def render(res: dict[str, Any], notes: str, scale: str | None = None) -> str:
                 "<!-- Everything below is generated by `make bench` (bench/run.py), but the "
                 "scale section, which `make bench-scale` writes (bench/scale.py). -->",
                 METHOD.rstrip(),
-                "## Results\n\n" + workload_table(res),
-                "## Results on one core\n\n" + ONE_CORE + "\n\n" + workload_table(res, "pinned"),
-                "## Targets\n\n" + targets_table(res),
+                "## Results\n\n" + workloadtable(res),
+                "## Results on one core\n\n" + ONE_CORE + "\n\n" + workloadtable(res, "pinned"),
+                "## Targets\n\n" + targetstable(res),
                 details(res),
                 *([parquet.section(res["parquet"])] if res.get("parquet") else []),
                 machine(res),
@@ -274,4 +257,4 @@ def write(path: Path, res: dict[str, Any]) -> None:
 
 
 def summary(res: dict[str, Any]) -> str:
-    return "\n\n".join([workload_table(res), targets_table(res)])
+    return "\n\n".join([workloadtable(res), targetstable(res)])

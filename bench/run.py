@@ -15,37 +15,44 @@ import gzip
 import json
 import math
 import os
-import platform
-import re
-import signal
-import statistics
 import sys
 import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-EXPORTER_DIR = ROOT / "functions" / "exporter"
 if __package__ in (None, ""):  # run as `python bench/run.py`
-    sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(EXPORTER_DIR))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import parquet, report  # noqa: E402
-from bench.procs import Measured, Processes  # noqa: E402
-from local.resources import clients, provision  # noqa: E402
+from bench import parquet, report
+from bench.common import (
+    EXPORTER_DIR,
+    PY,
+    ROOT,
+    function_memory_mb,
+    machine,
+    source_state,
+    stop_on_signals,
+)
+from bench.procs import Measured, Processes
+from bench.run_figures import (
+    add_ratios,
+    api_checks,
+    cost,
+    expected_row_count,
+    median,
+    summarize,
+    targets,
+)
+from bench.stack import STATE_PREFIX, Stack, base_env, start_stack
 
-PY = sys.executable
-REGION = "us-east-1"
 CLIENT_ID, CLIENT_SECRET = "bench-client", "bench-secret"
 PAGE_SIZE = 50
 WINDOW_DAYS = 5
 BUCKET = "wifi-export-bench"
-DATA_PREFIX, STATE_PREFIX = "wifi/metrics", "wifi/_exports"
 MODES = ("bare", "raw-gzip", "exporter")
 # Also measured pinned to one core (PINNED_CPU), as Lambda at 1,769 MB runs them: one vCPU.
 PINNED_CPU = 0
@@ -84,87 +91,22 @@ FULL = (
 SMOKE = (Workload("100x1d", 9001, 100, date(2023, 6, 1), date(2023, 6, 1), WITH_SELECTION),)
 
 
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through the finally that stops every process
-
-
-def machine() -> dict[str, Any]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(),
-        "cpu_model": model,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "date": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-    }
-
-
-def source_state() -> dict[str, Any]:
-    """Which exporter code was measured: HEAD, uncommitted changes, a hash of the sources."""
-    import hashlib  # noqa: PLC0415
-    import subprocess  # noqa: PLC0415
-
-    def git(*args: str) -> str:
-        try:
-            done = subprocess.run(
-                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False
-            )
-        except OSError:
-            return ""
-        return done.stdout.strip()
-
-    digest = hashlib.sha256()
-    for path in sorted(EXPORTER_DIR.rglob("*.py")):
-        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
-    return {
-        "git_head": git("rev-parse", "HEAD"),
-        "uncommitted": git("status", "--porcelain", "--", "functions", "local").splitlines(),
-        "exporter_sha256": digest.hexdigest(),
-    }
-
-
-def function_memory_mb() -> int:
-    """`FunctionMemory`'s default in template.yaml (CloudFormation tags defeat yaml.safe_load)."""
-    text = (ROOT / "template.yaml").read_text()
-    found = re.search(r"^  FunctionMemory:\n(?:    .*\n)*?    Default: (\d+)", text, re.M)
-    if not found:
-        raise RuntimeError("template.yaml: no FunctionMemory parameter with a Default")
-    return int(found.group(1))
-
-
-def median(values: list[float]) -> float:
-    return float(statistics.median(values))
-
-
 class Bench:
+    """One measured process per workload and mode, against a fake API in its own
+    process and the `Stack`."""
+
     def __init__(self, procs: Processes, work: Path, smoke: bool) -> None:
         self.procs = procs
         self.work = work
         self.smoke = smoke
         self.env: dict[str, str] = {}
-        self.resources: dict[str, str] = {}
         self.api_url = ""
         self.serial = 0
 
     # -- servers and resources -----------------------------------------------------
 
-    def start_servers(self, brands: str) -> None:
-        base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        base.update(
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_SESSION_TOKEN="testing",
-            AWS_DEFAULT_REGION=REGION,
-            AWS_REGION=REGION,
-            PYTHONUNBUFFERED="1",
-        )
+    def start(self, brands: str) -> None:
+        base = base_env()
         _, self.api_url = self.procs.server(
             lambda port: [
                 PY,
@@ -184,32 +126,11 @@ class Bench:
             name="fake-analytiks",
             ready_path="/health",
         )
-        _, moto_url = self.procs.server(
-            lambda port: [PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            env=base,
-            cwd=ROOT,
-            name="moto",
-            ready_path="/moto-api/",
-        )
-        self.env = {**base, "AWS_ENDPOINT_URL": moto_url}
-
-    def create_resources(self) -> None:
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-            os.environ.setdefault(name, "testing")
-        make = clients(REGION, self.env["AWS_ENDPOINT_URL"])
-        deployment = provision(make, name=BUCKET, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
-        self.s3 = make("s3")
-        self.bucket = deployment.bucket
-        self.resources = {"queue_url": deployment.queue_url, "inbox_url": deployment.inbox_url}
-        # The exporter's deployment environment (as tests/integration/conftest.py wires it).
-        self.env.update(
-            deployment.environment(self.api_url, DATA_PREFIX, STATE_PREFIX),
-            TIME_BASIS="utc",
+        self.stack: Stack = start_stack(self.procs, base, BUCKET, CLIENT_ID, CLIENT_SECRET)
+        self.env = self.stack.exporter_env(
+            self.api_url,
             WINDOW_DAYS=str(WINDOW_DAYS),
             TIME_SAFETY_MARGIN_MS="5000",
-            POWERTOOLS_TRACE_DISABLED="true",
-            POWERTOOLS_METRICS_NAMESPACE="WifiExport",
-            POWERTOOLS_SERVICE_NAME="wifi-export",
             LOG_LEVEL="WARNING",
             POWERTOOLS_LOG_LEVEL="WARNING",
         )
@@ -243,9 +164,10 @@ class Bench:
                     "start": w.first.isoformat(),
                     "end": w.last.isoformat(),
                     "windows": w.windows(),
-                    "bucket": self.bucket,
+                    "bucket": self.stack.bucket,
                     "state_prefix": STATE_PREFIX,
-                    **self.resources,
+                    "queue_url": self.stack.queue_url,
+                    "inbox_url": self.stack.inbox_url,
                 }
             )
         )
@@ -326,7 +248,7 @@ class Bench:
         """The exporter's objects against stdlib gzip level 6 of the very same JSON Lines."""
         exporter_bytes = stdlib_bytes = raw_bytes = rows = 0
         for key in keys:
-            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            body = self.stack.s3.get_object(Bucket=self.stack.bucket, Key=key)["Body"].read()
             lines = gzip.decompress(body)
             exporter_bytes += len(body)
             raw_bytes += len(lines)
@@ -388,213 +310,6 @@ class Bench:
         return out
 
 
-def summarize(w: Workload, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    wall = median([r["wall_s"] for r in runs])
-    cpu = median([r["cpu_s"] for r in runs])
-    out: dict[str, Any] = {
-        "runs": [
-            {
-                k: r[k]
-                for k in ("wall_s", "work_s", "cpu_s", "user_s", "sys_s", "rss_mb", "vmhwm_mb")
-            }
-            for r in runs
-        ],
-        "wall_s": wall,
-        "work_s": median([r["work_s"] for r in runs]),
-        "cpu_s": cpu,
-        "rss_mb": median([r["rss_mb"] for r in runs]),
-        "vmhwm_mb": median([r["vmhwm_mb"] or 0.0 for r in runs]),
-        "location_hours_per_cpu_s": w.location_hours / cpu if cpu else 0.0,
-        "pages": runs[-1]["pages"],
-        "api_calls": runs[-1]["api_calls"],
-        "api_bytes_read": runs[-1].get("raw_bytes"),
-        "bytes_written": runs[-1].get("bytes", 0),
-        "objects_written": runs[-1].get("objects", 0),
-        "s3_requests": runs[-1].get("s3_requests", 0),
-    }
-    last = runs[-1]
-    if "rows" in last:  # the exporter: what its manifest says
-        out.update(
-            {
-                k: last[k]
-                for k in (
-                    "rows",
-                    "retries",
-                    "dropped_rows",
-                    "windows",
-                    "steps",
-                    "invocations",
-                    "failed_records",
-                    "crashed_invocations",
-                    "status",
-                    "notification",
-                    "s3_by_operation",
-                    "s3_http_attempts",
-                    "aws_calls",
-                    "data_keys",
-                )
-            }
-        )
-        out["all_runs_succeeded"] = all(r["status"] == "succeeded" for r in runs)
-    return out
-
-
-def add_ratios(wl: dict[str, Any]) -> None:
-    for group in ("modes", "pinned"):
-        _ratios(wl.get(group) or {})
-
-
-def _ratios(modes: dict[str, Any]) -> None:
-    for mode, fig in modes.items():
-        for base in ("bare", "raw-gzip", "exporter"):
-            if base in modes and base != mode:
-                ref = modes[base]
-                key = base.replace("-", "_")
-                fig[f"wall_vs_{key}"] = fig["wall_s"] / ref["wall_s"]
-                fig[f"cpu_vs_{key}"] = fig["cpu_s"] / ref["cpu_s"]
-                fig[f"rss_vs_{key}"] = fig["rss_mb"] / ref["rss_mb"]
-
-
-def target(name: str, figure: float | None, limit: float | None, text: str) -> dict[str, Any]:
-    met = None if figure is None or limit is None else figure <= limit
-    return {"name": name, "figure": figure, "limit": limit, "met": met, "text": text}
-
-
-def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
-    by = {w["name"]: w for w in res["workloads"]}
-    small, big, month = by.get("2000x5d"), by.get("8000x5d"), by.get("2000x30d")
-
-    def exp(w: dict[str, Any] | None, key: str) -> float | None:
-        return None if w is None else float(w["modes"]["exporter"][key])
-
-    def one_core(w: dict[str, Any] | None) -> float | None:
-        pinned = None if w is None else w.get("pinned", {}).get("exporter")
-        return None if pinned is None else float(pinned["wall_vs_raw_gzip"])
-
-    def ratio(a: float | None, b: float | None) -> float | None:
-        return None if a is None or b is None or not b else a / b
-
-    out = [
-        target(
-            "exporter wall <= 1.0 x raw-gzip wall (2,000 locations)",
-            None if small is None else small["modes"]["exporter"]["wall_vs_raw_gzip"],
-            1.0,
-            "x raw-gzip",
-        ),
-        target(
-            "exporter wall <= 1.0 x raw-gzip wall (8,000 locations)",
-            None if big is None else big["modes"]["exporter"]["wall_vs_raw_gzip"],
-            1.0,
-            "x raw-gzip",
-        ),
-        target(
-            "one core: exporter wall <= 1.0 x raw-gzip wall (2,000 locations)",
-            one_core(small),
-            1.0,
-            "x raw-gzip",
-        ),
-        target(
-            "one core: exporter wall <= 1.0 x raw-gzip wall (8,000 locations)",
-            one_core(big),
-            1.0,
-            "x raw-gzip",
-        ),
-        target(
-            "selection (2,000 ids, 40 batches) wall <= 1.2 x whole-brand exporter wall",
-            None
-            if small is None or "selection" not in small["modes"]
-            else small["modes"]["selection"]["wall_vs_exporter"],
-            1.2,
-            "x exporter",
-        ),
-        target("peak RSS <= 150 MB (2,000 locations)", exp(small, "rss_mb"), 150.0, "MB"),
-        target(
-            "RSS(8,000) <= 1.15 x RSS(2,000)",
-            ratio(exp(big, "rss_mb"), exp(small, "rss_mb")),
-            1.15,
-            "x",
-        ),
-        target(
-            "gzipped bytes/row <= 1.15 x stdlib gzip-6 bytes/row",
-            res["output_size"]["ratio"] if res.get("output_size") else None,
-            1.15,
-            "x",
-        ),
-        target(
-            "CPU(30 days) <= 6.3 x CPU(5 days) (2,000 locations)",
-            ratio(exp(month, "cpu_s"), exp(small, "cpu_s")),
-            6.3,
-            "x",
-        ),
-    ]
-    api = res["api"]
-    out.append(
-        {
-            "name": "API calls = pages + retries; pages = ceil(locations/50) x windows",
-            "figure": None,
-            "limit": None,
-            "met": all(c["ok"] for c in api["checks"]),
-            "text": "; ".join(
-                f"{c['workload']}: {c['api_calls']} = {c['pages']} + {c['retries']}, "
-                f"pages {c['pages']}/{c['expected_pages']}"
-                for c in api["checks"]
-            ),
-        }
-    )
-    out.append(
-        target("import app <= 1.3 x import boto3", res["cold_start"]["ratio"], 1.3, "x boto3")
-    )
-    return out
-
-
-def api_checks(res: dict[str, Any]) -> dict[str, Any]:
-    checks = []
-    for w in res["workloads"]:
-        e = w["modes"]["exporter"]
-        ok = (
-            e["api_calls"] == e["pages"] + e["retries"]
-            and e["pages"] == w["expected_pages"]
-            and all(m["pages"] == w["expected_pages"] for m in w["modes"].values())
-        )
-        checks.append(
-            {
-                "workload": w["name"],
-                "api_calls": e["api_calls"],
-                "pages": e["pages"],
-                "retries": e["retries"],
-                "expected_pages": w["expected_pages"],
-                "baseline_pages": {m: f["pages"] for m, f in w["modes"].items()},
-                "ok": ok,
-            }
-        )
-    return {"checks": checks}
-
-
-def cost(res: dict[str, Any], memory_mb: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"memory_mb": memory_mb, "workloads": {}}
-    for w in res["workloads"]:
-        e = w["modes"]["exporter"]
-        per_million = 1e6 / w["location_hours"]
-        out["workloads"][w["name"]] = {
-            "lambda_gb_s_per_million_location_hours": memory_mb / 1024 * e["wall_s"] * per_million,
-            "s3_requests_per_million_location_hours": e["s3_requests"] * per_million,
-            "s3_requests": e["s3_requests"],
-            "s3_by_operation": e["s3_by_operation"],
-        }
-    return out
-
-
-def expected_row_count(w: dict[str, Any]) -> int:
-    from local.fake_analytiks import expected_rows  # noqa: PLC0415
-
-    return sum(
-        1
-        for _ in expected_rows(
-            w["brand"], w["locations"], f"{w['start']}T00:00:00.000Z", f"{w['end']}T23:59:59.999Z"
-        )
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 1 repetition")
@@ -620,9 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes.update({w.brand + SELECTION_BRAND_OFFSET: w.locations for w in workloads})
     brands = ",".join(f"{b}:{n}" for b, n in sorted(sizes.items()))
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGHUP, _on_signal)
+    stop_on_signals()
     started = time.perf_counter()
     source = source_state()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp_dir:
@@ -630,8 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         procs = Processes(work)
         try:
             bench = Bench(procs, work, args.smoke)
-            bench.start_servers(brands)
-            bench.create_resources()
+            bench.start(brands)
             print(f"fake API {bench.api_url}, moto {bench.env['AWS_ENDPOINT_URL']}", flush=True)
             results: dict[str, Any] = {
                 "machine": machine(),

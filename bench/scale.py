@@ -20,138 +20,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
-import platform
-import random
-import signal
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-EXPORTER_DIR = ROOT / "functions" / "exporter"
 if __package__ in (None, ""):  # run as `python bench/scale.py`
-    sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(EXPORTER_DIR))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import scale_check, scale_report  # noqa: E402
-from bench.procs import Processes  # noqa: E402
-from local.fake_analytiks import FakeAnalytiks  # noqa: E402
-from local.pollers import Pollers, exited, finish_invocation, run_invocation  # noqa: E402
-from local.resources import clients, provision  # noqa: E402
+from bench import scale_check, scale_cost, scale_plot, scale_report
+from bench.common import ROOT, function_memory_mb, machine, source_state, stop_on_signals
+from bench.procs import Processes
+from bench.scale_figures import cpu_snapshot, figures
+from bench.scale_plan import PAGE_SIZE, Scenario, Workload, workloads
+from bench.stack import STATE_PREFIX, Stack, base_env, start_stack
+from local.fake_analytiks import FakeAnalytiks
+from local.pollers import Pollers, exited, finish_invocation, run_invocation
 
-PY = sys.executable
-REGION = "us-east-1"
 CLIENT_ID, CLIENT_SECRET = "scale-client", "scale-secret"
-PAGE_SIZE = 50
 BUCKET = "wifi-export-scale"
-DATA_PREFIX, STATE_PREFIX = "wifi/metrics", "wifi/_exports"
-MEMORY_MB = 1769  # template.yaml FunctionMemory default (bench/run.py reads it too)
-
-
-@dataclass(frozen=True)
-class Workload:
-    name: str
-    brands: tuple[int, ...]
-    locations: int
-    first: date
-    days: int
-    trigger: str  # "on-demand" (a backfill) or "scheduled" (the nightly run)
-
-    @property
-    def pages(self) -> int:
-        """v3 requests the work needs: one window per day (WINDOW_DAYS=1), 50 locations a page."""
-        return len(self.brands) * self.days * math.ceil(self.locations / PAGE_SIZE)
-
-    @property
-    def brand_days(self) -> int:
-        return len(self.brands) * self.days
-
-    def day_list(self) -> list[date]:
-        return [self.first + timedelta(days=n) for n in range(self.days)]
-
-
-@dataclass(frozen=True)
-class Scenario:
-    workload: Workload
-    workers: int
-    latency_s: float
-    rate_limit: float | None = None  # the fake's limit and API_MAX_RPS alike
-
-    @property
-    def name(self) -> str:
-        rate = f"-r{self.rate_limit:g}" if self.rate_limit else ""
-        return f"{self.workload.name}-w{self.workers}{rate}"
-
-    @property
-    def limit_s(self) -> float:
-        """The API-bound limit: pages x latency / workers, or requests / rate limit."""
-        w = self.workload
-        latency_bound = w.pages * self.latency_s / self.workers
-        rate_bound = w.pages / self.rate_limit if self.rate_limit else 0.0
-        return max(latency_bound, rate_bound)
-
-
-def yesterday() -> date:
-    return datetime.now(UTC).date() - timedelta(days=1)
-
-
-def workloads(
-    smoke: bool, days: int | None = None, brands: int | None = None
-) -> dict[str, Workload]:
-    """The two workloads of the issue (`days` / `brands` shrink them for a partial run)."""
-    if smoke:
-        return {
-            "backfill": Workload("backfill", (9101,), 100, date(2023, 1, 1), 3, "on-demand"),
-            "nightly": Workload("nightly", (9201, 9202, 9203), 100, yesterday(), 1, "scheduled"),
-        }
-    nightly = tuple(range(9201, 9201 + (brands or 200)))
-    return {
-        "backfill": Workload("backfill", (9101,), 2000, date(2023, 1, 1), days or 365, "on-demand"),
-        "nightly": Workload("nightly", nightly, 2000, yesterday(), 1, "scheduled"),
-    }
-
-
-# -- measuring the machine ------------------------------------------------------------
-
-
-def _proc_cpu_s(pid: int) -> float:
-    """user + sys seconds of a process (and its reaped children) from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / ticks
-
-
-def _machine_cpu_s() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    ticks = os.sysconf("SC_CLK_TCK")
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    return (sum(values) - idle) / ticks, sum(values) / ticks
-
-
-def _self_cpu_s() -> float:
-    usage = os.times()
-    return usage.user + usage.system
-
-
-def max_rate(arrivals: list[float], window_s: float = 5.0) -> float:
-    """The most requests any `window_s` seconds held, per second (exact, sliding)."""
-    times = sorted(arrivals)
-    best, end = 0, 0
-    for start, t0 in enumerate(times):
-        while end < len(times) and times[end] < t0 + window_s:
-            end += 1
-        best = max(best, end - start)
-    return best / window_s
 
 
 # -- the bench ------------------------------------------------------------------------
@@ -166,22 +58,9 @@ class Bench:
     env: dict[str, str] = field(default_factory=dict)
 
     def start(self, brands: dict[int, int]) -> None:
-        base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        base.update(
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_SESSION_TOKEN="testing",
-            AWS_DEFAULT_REGION=REGION,
-            AWS_REGION=REGION,
-            PYTHONUNBUFFERED="1",
-        )
-        self.moto, moto_url = self.procs.server(
-            lambda port: [PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            env=base,
-            cwd=ROOT,
-            name="moto",
-            ready_path="/moto-api/",
-        )
+        self.stack: Stack = start_stack(self.procs, base_env(), BUCKET, CLIENT_ID, CLIENT_SECRET)
+        self.s3, self.sqs, self.bucket = self.stack.s3, self.stack.sqs, self.stack.bucket
+        self.queue_url, self.inbox_url = self.stack.queue_url, self.stack.inbox_url
         # In this process: its knobs (latency, rate limit) and counters are at hand.
         # Pages are kept compressed: a year of a 2,000-location brand is 14,600 of them.
         self.api = FakeAnalytiks(
@@ -191,31 +70,17 @@ class Bench:
             cache_bytes=3 * 1024**3,
             compress_cache=True,
         ).start()
-        os.environ.update(
-            {k: v for k, v in base.items() if k.startswith("AWS_")}, AWS_ENDPOINT_URL=moto_url
-        )
-        make = clients(REGION, moto_url)
-        deployment = provision(make, name=BUCKET, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
-        self.s3, self.sqs = make("s3"), make("sqs")
-        self.bucket = deployment.bucket
-        self.queue_url, self.inbox_url = deployment.queue_url, deployment.inbox_url
-        self.env = {
-            **base,
-            "AWS_ENDPOINT_URL": moto_url,
-            **deployment.environment(self.api.url, DATA_PREFIX, STATE_PREFIX),
-            "TIME_BASIS": "utc",
-            "WINDOW_DAYS": "1",
-            "LOOKBACK_DAYS": "1",
-            "TIME_SAFETY_MARGIN_MS": "60000",
-            "MAX_RECEIVE_COUNT": "10",
-            "MAX_BRANDS_PER_EVENT": "1000",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_NAMESPACE": "WifiExport",
-            "POWERTOOLS_SERVICE_NAME": "wifi-export",
+        self.env = self.stack.exporter_env(
+            self.api.url,
+            WINDOW_DAYS="1",
+            LOOKBACK_DAYS="1",
+            TIME_SAFETY_MARGIN_MS="60000",
+            MAX_RECEIVE_COUNT="10",
+            MAX_BRANDS_PER_EVENT="1000",
             # The deployment's default level: what CloudWatch Logs would ingest.
-            "LOG_LEVEL": "INFO",
-            "POWERTOOLS_LOG_LEVEL": "INFO",
-        }
+            LOG_LEVEL="INFO",
+            POWERTOOLS_LOG_LEVEL="INFO",
+        )
 
     def warm(self, w: Workload) -> None:
         """Render every page the workload asks for, untimed: otherwise the first scenario
@@ -261,7 +126,7 @@ class Bench:
         pollers = Pollers(sc.workers, env, work)
         try:
             pollers.wait_ready()
-            before = self.cpu_snapshot()
+            before = cpu_snapshot(self.stack.moto.pid)
             t0 = time.time()
             starter = run_invocation(self.event(w), env, work)
             notes = self.wait_for_runs(len(w.brands), starter)
@@ -271,14 +136,14 @@ class Bench:
             pollers.kill()
             raise
         started = finish_invocation(starter, work)
-        after = self.cpu_snapshot()
+        after = cpu_snapshot(self.stack.moto.pid)
         if started.returncode or any(f.returncode for f in finished):
             raise RuntimeError(f"{sc.name}: a process failed; see {work}")
         run_ids = [r["runId"] for r in started.report["response"]["runs"]]
         end = max(self.notified_at(run_id) for run_id in run_ids)
-        out = self.figures(sc, t0, end, started, finished, before, after, work)
+        out = figures(self.api, sc, t0, end, started, finished, before, after, work)
         out["fanned_out_s"] = started.report["fanned_out"] - t0
-        out["checks"] = self.verify(sc, run_ids, notes)
+        out["checks"] = scale_check.verify(self, sc, run_ids, notes)
         self.clean()
         return out
 
@@ -290,10 +155,10 @@ class Bench:
         while len(notes) < runs or not exited(starter):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{len(notes)} of {runs} runs notified after {timeout_s} s")
-            self._read_inbox(notes, wait_s=1)
+            self.read_inbox(notes, wait_s=1)
         return notes
 
-    def _read_inbox(self, notes: Counter[str], wait_s: int) -> None:
+    def read_inbox(self, notes: Counter[str], wait_s: int) -> None:
         got = self.sqs.receive_message(
             QueueUrl=self.inbox_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_s
         ).get("Messages", [])
@@ -326,191 +191,16 @@ class Bench:
         doc = json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
         return datetime.fromisoformat(doc["at"].replace("Z", "+00:00")).timestamp()
 
-    def cpu_snapshot(self) -> dict[str, float]:
-        busy, total = _machine_cpu_s()
-        return {
-            "moto": _proc_cpu_s(self.moto.pid),
-            "self": _self_cpu_s(),
-            "machine_busy": busy,
-            "machine_total": total,
-            "load1": os.getloadavg()[0],
-        }
-
-    # -- figures --------------------------------------------------------------------
-
-    def figures(  # noqa: PLR0917 -- one scenario's measurements, each named
-        self,
-        sc: Scenario,
-        t0: float,
-        end: float,
-        started: Any,
-        finished: list[Any],
-        before: dict[str, float],
-        after: dict[str, float],
-        work: Path,
-    ) -> dict[str, Any]:
-        w = sc.workload
-        stats = self.api.stats
-        arrivals = [t for t in self.api.arrivals() if t >= t0]
-        invocations = [i for f in [started, *finished] for i in f.report["invocations"]]
-        calls: Counter[str] = Counter()
-        poller: Counter[str] = Counter()
-        for f in [started, *finished]:
-            calls.update(f.report["calls"])
-            poller.update(f.report["poller"])
-        requests = stats.data_calls
-        throttled = sum(n for (p, s), n in stats.path_responses.items() if s == 429)
-        exporter_cpu = started.cpu_s + sum(f.cpu_s for f in finished)
-        ours = exporter_cpu + (after["moto"] - before["moto"]) + (after["self"] - before["self"])
-        machine_busy = after["machine_busy"] - before["machine_busy"]
-        wall = end - t0
-        return {
-            "scenario": sc.name,
-            "workload": w.name,
-            "workers": sc.workers,
-            "latency_s": sc.latency_s,
-            "rate_limit": sc.rate_limit,
-            "pages": w.pages,
-            "brand_days": w.brand_days,
-            "wall_s": wall,
-            "limit_s": sc.limit_s,
-            "wall_vs_limit": wall / sc.limit_s if sc.limit_s else None,
-            "requests": requests,
-            "pages_served": stats.pages_served,
-            "throttled": throttled,
-            "throttled_share": throttled / requests if requests else 0.0,
-            "max_rate_5s": max_rate(arrivals),
-            "mean_rate": len(arrivals) / wall if wall else 0.0,
-            "invocations": len(invocations),
-            "invocation_wall_s": sum(i["wall_s"] for i in invocations),
-            "invocation_cpu_s": sum(i["cpu_s"] for i in invocations),
-            "crashed": sum(1 for i in invocations if not i["ok"]),
-            "redelivered": poller.get("Redelivered", 0),
-            "aws_calls": dict(sorted(calls.items())),
-            "poller_calls": dict(sorted(poller.items())),
-            "log_bytes": sum(p.stat().st_size for p in work.glob("*.log")),
-            "cpu": {
-                "exporter_s": exporter_cpu,
-                "moto_s": after["moto"] - before["moto"],
-                "fake_api_and_bench_s": after["self"] - before["self"],
-                "ours_s": ours,
-                "machine_busy_s": machine_busy,
-                "others_s": max(0.0, machine_busy - ours),
-                "cores": os.cpu_count(),
-                "load1_before": before["load1"],
-                "load1_after": after["load1"],
-            },
-            "fake_cache": {"hits": stats.cache_hits, "misses": stats.cache_misses},
-        }
-
     # -- checks ---------------------------------------------------------------------
-
-    def verify(self, sc: Scenario, run_ids: list[str], notes: Counter[str]) -> dict[str, Any]:
-        """Exactly once, from S3: every object counted, a sample row by row; one
-        notification, a succeeded status and manifest per run."""
-        w = sc.workload
-        time.sleep(1)
-        self._read_inbox(notes, wait_s=1)  # a late duplicate would show up here
-        problems: list[str] = []
-        if sorted(notes) != sorted(run_ids) or any(n != 1 for n in notes.values()):
-            problems.append(f"notifications per run: {dict(notes)}")
-        bad = {r: s for r, s in self.statuses.items() if s != "succeeded"}
-        if bad:
-            problems.append(f"runs not succeeded: {bad}")
-        keys_by_brand: dict[int, list[str]] = {}
-        steps = windows = 0
-        for run_id in run_ids:
-            root = f"{STATE_PREFIX}/runs/{run_id}/"
-            status = self._json(root + "status.json")
-            manifest = self._json(root + "manifest.json")
-            if (status.get("state"), status.get("windowsDone")) != (
-                "succeeded",
-                manifest.get("windows"),
-            ):
-                problems.append(
-                    f"{run_id}: status {status.get('state')} {status.get('windowsDone')}"
-                )
-            brand = int(manifest["brandId"])
-            keys_by_brand[brand] = sorted(k for p in manifest["partitions"] for k in p["keys"])
-            steps += int(manifest["steps"])
-            windows += int(manifest["windows"])
-        listed = self._list(DATA_PREFIX + "/")
-        manifested = sorted(k for keys in keys_by_brand.values() for k in keys)
-        if sorted(listed) != manifested:
-            problems.append(
-                f"table objects {len(listed)} != manifests' {len(manifested)} "
-                "(foreign, duplicate or missing objects)"
-            )
-        counted = scale_check.count_rows(self.bucket, listed)
-        rows: Counter[tuple[int, date]] = Counter()
-        for key, (lines, _) in counted.items():
-            brand = int(key.split("brand_id=")[1].split("/")[0])
-            day = date.fromisoformat(key.split("dt=")[1].split("/")[0])
-            rows[brand, day] += lines
-        expected = scale_check.expected_counts(
-            (b, w.locations, d) for b in w.brands for d in w.day_list()
-        )
-        wrong = {
-            f"{b}/{d}": (rows.get((b, d), 0), n)
-            for (b, d), n in expected.items()
-            if rows.get((b, d), 0) != n
-        }
-        if wrong:
-            problems.append(
-                f"{len(wrong)} brand-days with wrong row counts, e.g. {list(wrong.items())[:3]}"
-            )
-        sample = random.Random(sc.name).sample(sorted(expected), k=min(2, len(expected)))
-        for brand, day in sample:
-            keys = [k for k in keys_by_brand.get(brand, []) if f"/dt={day}/" in k]
-            problems += scale_check.check_partition(
-                self.s3, self.bucket, keys, brand=brand, locations=w.locations, day=day
-            )
-        backoffs = sum(1 for k in self._list(STATE_PREFIX + "/runs/") if "/backoff/" in k)
-        return {
-            "ok": not problems,
-            "problems": problems,
-            "runs": len(run_ids),
-            "notifications": sum(notes.values()),
-            "rows": sum(rows.values()),
-            "expected_rows": sum(expected.values()),
-            "objects": len(listed),
-            "bytes": sum(size for _, size in counted.values()),
-            "steps": steps,
-            "windows": windows,
-            "hops": steps - windows,
-            "backoffs": backoffs,
-            "sampled_partitions": [f"{b}/{d}" for b, d in sample],
-        }
-
-    def _json(self, key: str) -> dict[str, Any]:
-        try:
-            doc: dict[str, Any] = json.loads(
-                self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-            )
-        except self.s3.exceptions.NoSuchKey:
-            return {}
-        return doc
-
-    def _list(self, prefix: str) -> list[str]:
-        out: list[str] = []
-        for page in self.s3.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=prefix
-        ):
-            out.extend(item["Key"] for item in page.get("Contents", []))
-        return out
 
     def clean(self) -> None:
         """Empty the bucket: every scenario starts from nothing (the queues are empty by now)."""
-        keys = self._list("")
+        keys = scale_check.list_keys(self.s3, self.bucket, "")
         for n in range(0, len(keys), 1000):
             self.s3.delete_objects(
                 Bucket=self.bucket,
                 Delete={"Objects": [{"Key": k} for k in keys[n : n + 1000]], "Quiet": True},
             )
-
-
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
 
 
 def scenarios(args: argparse.Namespace) -> list[Scenario]:
@@ -562,9 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         write_outputs(json.loads(json_path.read_text()), json_path, svg_path, md_path)
         return 0
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGHUP, _on_signal)
+    stop_on_signals()
     plan = scenarios(args)
     brands = {
         b: w.locations
@@ -573,12 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     started = time.perf_counter()
     results: dict[str, Any] = {
-        "machine": {
-            "platform": platform.platform(),
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "date": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        },
+        "machine": machine(),
         "source": source_state(),
         "config": {
             "smoke": args.smoke,
@@ -586,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             "rate_limit": args.rate_limit,
             "page_size": PAGE_SIZE,
             "window_days": 1,
-            "memory_mb": MEMORY_MB,
+            "memory_mb": function_memory_mb(),
             "workloads": {
                 n: {**asdict(w), "pages": w.pages, "brand_days": w.brand_days}
                 for n, w in workloads(args.smoke, args.days, args.brands).items()
@@ -628,20 +311,13 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def source_state() -> dict[str, Any]:
-    """Which code was measured (bench/run.py's record of it)."""
-    from bench.run import source_state as of_run  # noqa: PLC0415
-
-    return of_run()
-
-
 def write_outputs(results: dict[str, Any], json_path: Path, svg_path: Path, md_path: Path) -> None:
     """scale.json, the plot and the page's scale section (costs and targets derived here)."""
-    results["cost"] = scale_report.costs(results)
+    results["cost"] = scale_cost.costs(results)
     results["targets"] = scale_report.targets(results)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n")
-    svg_path.write_text(scale_report.svg(results))
+    svg_path.write_text(scale_plot.svg(results))
     scale_report.write_section(md_path, results, svg_path.name)
     print(scale_report.summary(results))
     print(f"wrote {json_path}, {svg_path} and {md_path} in {results['duration_s']:.0f} s")

@@ -17,18 +17,27 @@ import gzip
 import hashlib
 import json
 import os
+import random
 import tempfile
+import time
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date, datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from local.contract import METRIC_COLUMN
 from local.fake_analytiks import data as model
 from local.fake_analytiks import expected_rows
+
+if TYPE_CHECKING:
+    from bench.scale import Bench
+    from bench.scale_plan import Scenario
+
+from bench.stack import DATA_PREFIX, STATE_PREFIX
 
 
 def expected_count(brand: int, locations: int, day: date) -> int:
@@ -142,3 +151,94 @@ def check_partition(
     if missing:
         problems.append(f"brand {brand} {day}: {len(missing)} rows missing, e.g. {min(missing)}")
     return problems[:20]
+
+
+def verify(bench: Bench, sc: Scenario, run_ids: list[str], notes: Counter[str]) -> dict[str, Any]:
+    """Exactly once, from S3: every object counted, a sample row by row; one
+    notification, a succeeded status and manifest per run."""
+    w = sc.workload
+    time.sleep(1)
+    bench.read_inbox(notes, wait_s=1)  # a late duplicate would show up here
+    problems: list[str] = []
+    if sorted(notes) != sorted(run_ids) or any(n != 1 for n in notes.values()):
+        problems.append(f"notifications per run: {dict(notes)}")
+    bad = {r: s for r, s in bench.statuses.items() if s != "succeeded"}
+    if bad:
+        problems.append(f"runs not succeeded: {bad}")
+    keys_by_brand: dict[int, list[str]] = {}
+    steps = windows = 0
+    for run_id in run_ids:
+        root = f"{STATE_PREFIX}/runs/{run_id}/"
+        status = read_json(bench.s3, bench.bucket, root + "status.json")
+        manifest = read_json(bench.s3, bench.bucket, root + "manifest.json")
+        if (status.get("state"), status.get("windowsDone")) != (
+            "succeeded",
+            manifest.get("windows"),
+        ):
+            problems.append(f"{run_id}: status {status.get('state')} {status.get('windowsDone')}")
+        brand = int(manifest["brandId"])
+        keys_by_brand[brand] = sorted(k for p in manifest["partitions"] for k in p["keys"])
+        steps += int(manifest["steps"])
+        windows += int(manifest["windows"])
+    listed = list_keys(bench.s3, bench.bucket, DATA_PREFIX + "/")
+    manifested = sorted(k for keys in keys_by_brand.values() for k in keys)
+    if sorted(listed) != manifested:
+        problems.append(
+            f"table objects {len(listed)} != manifests' {len(manifested)} "
+            "(foreign, duplicate or missing objects)"
+        )
+    counted = count_rows(bench.bucket, listed)
+    rows: Counter[tuple[int, date]] = Counter()
+    for key, (lines, _) in counted.items():
+        brand = int(key.split("brand_id=")[1].split("/")[0])
+        day = date.fromisoformat(key.split("dt=")[1].split("/")[0])
+        rows[brand, day] += lines
+    expected = expected_counts((b, w.locations, d) for b in w.brands for d in w.day_list())
+    wrong = {
+        f"{b}/{d}": (rows.get((b, d), 0), n)
+        for (b, d), n in expected.items()
+        if rows.get((b, d), 0) != n
+    }
+    if wrong:
+        problems.append(
+            f"{len(wrong)} brand-days with wrong row counts, e.g. {list(wrong.items())[:3]}"
+        )
+    sample = random.Random(sc.name).sample(sorted(expected), k=min(2, len(expected)))
+    for brand, day in sample:
+        keys = [k for k in keys_by_brand.get(brand, []) if f"/dt={day}/" in k]
+        problems += check_partition(
+            bench.s3, bench.bucket, keys, brand=brand, locations=w.locations, day=day
+        )
+    backoffs = sum(
+        1 for k in list_keys(bench.s3, bench.bucket, STATE_PREFIX + "/runs/") if "/backoff/" in k
+    )
+    return {
+        "ok": not problems,
+        "problems": problems,
+        "runs": len(run_ids),
+        "notifications": sum(notes.values()),
+        "rows": sum(rows.values()),
+        "expected_rows": sum(expected.values()),
+        "objects": len(listed),
+        "bytes": sum(size for _, size in counted.values()),
+        "steps": steps,
+        "windows": windows,
+        "hops": steps - windows,
+        "backoffs": backoffs,
+        "sampled_partitions": [f"{b}/{d}" for b, d in sample],
+    }
+
+
+def read_json(s3: Any, bucket: str, key: str) -> dict[str, Any]:
+    try:
+        doc: dict[str, Any] = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        return {}
+    return doc
+
+
+def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    out: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        out.extend(item["Key"] for item in page.get("Contents", []))
+    return out

@@ -1,4 +1,5 @@
-"""DESIGN §3 written out by hand: what the tests expect the table to look like.
+"""The table of docs/contracts.md ("S3 layout", "Row schema") written out by hand:
+what the tests expect the table to look like.
 
 Nothing here is imported from the exporter. The exporter has its own copy
 (`exporter/schema.py`, the key layout of its run protocol); the tests compare what
@@ -6,9 +7,9 @@ the exporter *writes* against these literals, so a slip on either side shows up 
 a failure instead of being mirrored into the expectation. `tests/unit/test_contract.py`
 also holds the exporter's declarations against them.
 
-* `METRIC_COLUMN`: analytiks API metric name -> table column (DESIGN §3, row schema).
+* `METRIC_COLUMN`: analytiks API metric name -> table column (docs/contracts.md, "Row schema").
 * `COLUMNS` / `PARTITION_KEYS`: the table's columns and Glue types, in order
-  (DESIGN §3, plus `utc_offset` appended by docs/contracts.md, "Row schema").
+  (docs/contracts.md, "Row schema", `utc_offset` last).
 * `DataKey` / `parse_data_key`: the S3 layout of table objects,
   `<DATA_PREFIX>/brand_id=<int>/dt=<YYYY-MM-DD>/<runId>-w<k>-s<step>.json.gz`.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Final, NamedTuple
 
-# API name -> column, DESIGN §3 "visits, dwell_time_ms, bounces, ... over_60_mins".
+# API name -> column, docs/contracts.md "Row schema": visits, dwell_time_ms, ... over_60_mins.
 METRIC_COLUMN: Final[dict[str, str]] = {
     "visits": "visits",
     "dwellTime": "dwell_time_ms",
@@ -35,7 +36,7 @@ METRIC_COLUMN: Final[dict[str, str]] = {
 }
 
 # The table's data columns with their Glue/Athena types, in table order
-# (brand_id is a column of DESIGN §3 that the table declares as a partition key).
+# (brand_id is a row-schema column that the table declares as a partition key).
 COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("location_id", "bigint"),
     ("reference_number", "string"),

@@ -6,7 +6,7 @@
   honouring partial batch responses, until the queue is empty.
 * `export_table`: downloads the table prefix and reads it with DuckDB the way
   Athena reads it: JSON Lines, hive partitions brand_id/dt, the schema of
-  DESIGN §3 as written out in `local.contract` (not the exporter's own copy).
+  docs/contracts.md ("Row schema") as written out in `local.contract` (not the exporter's own copy).
 """
 
 from __future__ import annotations

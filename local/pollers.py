@@ -1,29 +1,12 @@
 """Lambda's SQS pollers at the mapping's maximum concurrency, as real processes.
 
-`local.harness.drain` delivers the queue in one process, one message after the
-other. Here N processes drain the real (moto server) queue at once, as the event
-source mapping's pollers do at `ScalingConfig.MaximumConcurrency` N:
-
     python -m local.pollers worker --report OUT.json --ready FILE --stop FILE
     python -m local.pollers invoke --report OUT.json --event JSON
 
-`worker`: one Lambda container. It imports the handler once (a warm container
-from its first invocation on), then receives one message at a time (BatchSize
-1, long polling), invokes the handler with the SQS event in the AWS shape and a
-`FakeContext`, deletes the message on success and, on a partial batch failure
-or a crash, lets it come back after `--redelivery-delay` seconds (a visibility
-timeout, compressed). It stops, between invocations, once `--stop` exists.
-
-`invoke`: one direct invocation (a scheduled or on-demand event) in a fresh
-process: a cold start, as the schedule's invocation is.
-
-Both write a report: every invocation (start, wall and CPU seconds, outcome)
-and the AWS calls the exporter made by operation (botocore hooks on the
-exporter's own session: the poller's receive/delete calls are counted apart, as
-Lambda's). What the function prints (its JSON logs and EMF metrics, which
-CloudWatch Logs would ingest) goes to `<name>.log`, errors to `<name>.err`.
-
-`Pollers` starts and stops a set of workers from another process (bench/scale.py).
+`worker` is one warm container draining the moto-server queue; `invoke` one cold
+direct invocation; both write a report of invocations and AWS calls. `Pollers`
+starts and stops a set of workers (bench/scale.py). Why: docs/decisions.md,
+"Pollers as processes".
 """
 
 from __future__ import annotations

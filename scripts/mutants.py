@@ -82,7 +82,7 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=(
             ("tests/integration/test_export.py::test_on_demand_utc_multi_window",),
             ("tests/unit/test_rows.py::test_every_value_lands_once_in_its_row",),
-            ("tests/chaos/test_campaign.py", "-k", "test_api_faults and 502"),
+            ("tests/chaos/test_api_faults.py", "-k", "test_api_faults and 502"),
         ),
     ),
     Mutant(
@@ -101,7 +101,7 @@ MUTANTS: tuple[Mutant, ...] = (
                 "tests/integration/test_long_runs.py::"
                 "test_two_windows_finishing_together_commit_once",
             ),
-            ("tests/chaos/test_campaign.py::test_retried_on_demand_invocation_reuses_its_run",),
+            ("tests/chaos/test_found_bugs.py::test_retried_on_demand_invocation_reuses_its_run",),
         ),
     ),
     Mutant(
@@ -117,7 +117,7 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         tests=(
             ("tests/integration/test_export.py::test_rerun_replaces_partitions",),
-            ("tests/chaos/test_campaign.py", "-k", "test_api_faults and 502"),
+            ("tests/chaos/test_api_faults.py", "-k", "test_api_faults and 502"),
         ),
     ),
     Mutant(
@@ -140,7 +140,7 @@ MUTANTS: tuple[Mutant, ...] = (
                 "tests/integration/test_export.py::"
                 "test_failed_run_commits_nothing_and_keeps_earlier_data",
             ),
-            ("tests/chaos/test_campaign.py", "-k", "test_api_faults and 400"),
+            ("tests/chaos/test_api_faults.py", "-k", "test_api_faults and 400"),
         ),
     ),
     Mutant(
@@ -160,7 +160,7 @@ MUTANTS: tuple[Mutant, ...] = (
             ),
         ),
         tests=(
-            ("tests/chaos/test_campaign.py", "-k", "test_killed and half"),
+            ("tests/chaos/test_kills.py", "-k", "test_killed and half"),
             ("tests/chaos/test_sigkill.py", "-k", "commit"),
         ),
     ),

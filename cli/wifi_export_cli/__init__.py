@@ -1,4 +1,5 @@
-"""`wifi-export`: start, watch, list and cancel export runs (DESIGN §7, docs/runbook.md).
+"""`wifi-export`: start, watch, list and cancel export runs (docs/contracts.md,
+"Operations CLI"; docs/runbook.md).
 
 It reads and writes the exporter's S3 state through the exporter's own key
 layout (`exporter.run.keys`) and S3 adapter (`exporter.aws.S3Store`): one layout,

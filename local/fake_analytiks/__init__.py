@@ -29,7 +29,11 @@ from local.fake_analytiks.data import (
     utc_offset_minutes,
     zone_id,
 )
-from local.fake_analytiks.server import AUDIENCE, FakeAnalytiks, Faults, Quirks, Stats
+from local.fake_analytiks.faults import Faults
+from local.fake_analytiks.meter import Stats
+from local.fake_analytiks.protocol import AUDIENCE
+from local.fake_analytiks.records import Quirks
+from local.fake_analytiks.server import FakeAnalytiks
 
 __all__ = [
     "AUDIENCE",

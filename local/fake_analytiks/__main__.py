@@ -17,7 +17,9 @@ from collections import deque
 from collections.abc import Collection, Sequence
 from types import FrameType
 
-from local.fake_analytiks.server import FakeAnalytiks, Faults, Quirks
+from local.fake_analytiks.faults import Faults
+from local.fake_analytiks.records import Quirks
+from local.fake_analytiks.server import FakeAnalytiks
 
 
 def _brands(text: str) -> dict[int, int]:

@@ -19,25 +19,21 @@ import pytest
 
 from exporter.api_client import AnalytiksClient
 from exporter.aws import S3Store, SnsPublisher
+from local.campaign import Campaign, fired, inject, nth, scenario
 from local.harness import Killed
-from tests.chaos.test_campaign import (
+from tests.chaos.campaign import (
     BIG,
     EVENT,
     HOP,
     REDELIVERY_S,
     SHORT,
     STATE,
-    Campaign,
     Earlier,
     chaos_lab,
     dead_workers_do_nothing,
     earlier,
     execute,
     fast_retries,
-    fired,
-    inject,
-    nth,
-    scenario,
     settle,
 )
 from tests.integration.conftest import Lab

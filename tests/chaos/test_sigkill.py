@@ -1,6 +1,6 @@
 """Kills that really happen: the worker is a separate process, ended with SIGKILL.
 
-The in-process campaign (test_campaign.py) raises an exception at its kill points.
+The in-process campaign (test_kills.py and its siblings) raises at its kill points.
 Here nothing of the dead worker runs after the kill: no `finally`, no unwinding, no
 sibling thread finishing its copy, and the worker that takes over starts cold (no
 token, secret, plan or client cache). The exporter runs in `python -m local.worker`
@@ -37,10 +37,10 @@ from typing import Any
 import pytest
 
 from local import services
+from local.campaign import Campaign, fired, scenario
 from local.fake_analytiks import FakeAnalytiks
 from local.resources import Deployment, clients, provision
-from tests.chaos.conftest import SIZE
-from tests.chaos.test_campaign import (
+from tests.chaos.campaign import (
     BRAND,
     COPIES,
     DAYS,
@@ -52,14 +52,12 @@ from tests.chaos.test_campaign import (
     LOCATIONS,
     MARGIN_MS,
     PAGE_SIZE,
-    Campaign,
     Earlier,
     assert_neighbours_untouched,
     fingerprint,
-    fired,
     queue_depth,
-    scenario,
 )
+from tests.chaos.conftest import SIZE
 from tests.integration.conftest import CLIENT_SECRET, REGION, Lab
 from tests.integration.test_export import assert_table_matches
 

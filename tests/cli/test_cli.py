@@ -1,4 +1,5 @@
-"""`wifi-export` (DESIGN §7) against moto, the fake analytiks API and the exporter itself.
+"""`wifi-export` (docs/contracts.md, "Operations CLI") against moto, the fake
+analytiks API and the exporter itself.
 
 Every command, `--json`, `--follow` on a run in progress, cancelling at several
 points of a run, and each error path. See conftest.py for what is real and what
@@ -28,7 +29,7 @@ BRAND = 1234
 FIRST, LAST = date(2023, 6, 1), date(2023, 6, 7)  # two windows of WINDOW_DAYS=5
 EVENT = {"brandId": BRAND, "startDate": FIRST.isoformat(), "endDate": LAST.isoformat()}
 RANGE = ["--brand", str(BRAND), "--from", FIRST.isoformat(), "--to", LAST.isoformat()]
-DESIGN_FIELDS = {
+CONTRACT_FIELDS = {
     "runId",
     "status",
     "brandId",
@@ -159,7 +160,7 @@ def test_run_invokes_the_function_and_prints_the_plan(cli_lab: CliLab) -> None:
     started = as_json(cli_lab.cli("run", *RANGE, "--json"))
     assert len(started) == 1
     doc = started[0]
-    assert set(doc) >= DESIGN_FIELDS
+    assert set(doc) >= CONTRACT_FIELDS
     assert doc["status"] == "running" and doc["windowsDone"] == 0 and doc["windowsTotal"] == 2
     assert doc["windows"] == [
         {"index": 0, "start": "2023-06-01", "end": "2023-06-05"},
@@ -208,7 +209,7 @@ def test_status_follow_on_a_run_in_progress(cli_lab: CliLab) -> None:
     run_id = cli_lab.start(EVENT)
     cli_lab.step(2)  # the first page of both windows, one page per invocation
     now = as_json(cli_lab.cli("status", run_id, "--json"))
-    assert set(now) >= DESIGN_FIELDS
+    assert set(now) >= CONTRACT_FIELDS
     assert now["status"] == "running"
     assert 0 < now["rows"] < rows_expected(cli_lab)
     assert now["bytes"] > 0 and now["pages"] >= 2 and now["apiCalls"] >= 2
@@ -272,7 +273,7 @@ def test_runs_lists_newest_first_and_filters(cli_lab: CliLab) -> None:
     assert [d["runId"] for d in listed] == [other, bad, good]
     assert [d["status"] for d in listed] == ["cancelled", "failed", "succeeded"]
     for doc in listed:
-        assert set(doc) >= DESIGN_FIELDS
+        assert set(doc) >= CONTRACT_FIELDS
     assert listed[2]["rows"] == rows_expected(cli_lab) and listed[1]["rows"] == 0
     assert [d["runId"] for d in as_json(cli_lab.cli("runs", "--brand", "777", "--json"))] == [other]
     assert [d["runId"] for d in as_json(cli_lab.cli("runs", "--status", "failed", "--json"))] == [
@@ -441,7 +442,7 @@ def test_cancelling_twice_is_harmless(cli_lab: CliLab) -> None:
     run_id = cli_lab.start(EVENT)
     first = as_json(cli_lab.cli("cancel", run_id, "--json"))
     assert first["cancel"] == "requested" and first["cancelRequested"] is True
-    assert set(first) >= DESIGN_FIELDS
+    assert set(first) >= CONTRACT_FIELDS
     again = cli_lab.cli("cancel", run_id)
     assert again.exit_code == 0 and "already has a cancel request" in again.stdout
     cli_lab.finish()

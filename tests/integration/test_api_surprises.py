@@ -26,7 +26,8 @@ from local.fake_analytiks.data import METRICS
 from tests.integration.conftest import Lab, expected
 
 Row = dict[str, Any]
-API_TO_COLUMN = METRIC_COLUMN  # written out once, in local/contract.py (DESIGN §3)
+# Written out once, in local/contract.py (docs/contracts.md, "Row schema").
+API_TO_COLUMN = METRIC_COLUMN
 
 
 def run(lab: Lab, event: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -1,9 +1,9 @@
 """The exporter end to end: API -> rows -> staged -> committed partitions -> notification.
 
 Expectations come from the fake API's data model (`local.fake_analytiks`) and
-DESIGN §3 as written out in `local.contract`, never from the exporter's own
-tables: a metric written into the wrong column, or an object named off the
-layout, fails here.
+docs/contracts.md ("S3 layout", "Row schema") as written out in
+`local.contract`, never from the exporter's own tables: a metric written into the
+wrong column, or an object named off the layout, fails here.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ DATA_COLUMNS = frozenset(name for name, _ in COLUMNS)
 
 
 def table_objects(lab: Lab, brand: int) -> dict[str, DataKey]:
-    """Every table object of `brand`, checked against the layout of DESIGN §3: the key
-    parses, each line holds only the table's columns, and each row belongs to the
+    """Every table object of `brand`, checked against docs/contracts.md ("S3 layout"):
+    the key parses, each line holds only the table's columns, and each row belongs to the
     run and the day its key names."""
     found: dict[str, DataKey] = {}
     for key, body in lab.table_bytes().items():
@@ -53,9 +53,9 @@ def assert_table_matches(
     **kw: Any,
 ) -> dict[tuple[int, str], dict[str, Any]]:
     """The table's rows of `brand` on days first..last are exactly what the fake API
-    serves, each once, in the columns DESIGN §3 names. With `run_id`, every one of
-    them (and every object of those days) comes from that run. Rows on other days
-    are an error unless `other_days` (the caller checks them)."""
+    serves, each once, in the columns docs/contracts.md ("Row schema") names. With
+    `run_id`, every one of them (and every object of those days) comes from that run.
+    Rows on other days are an error unless `other_days` (the caller checks them)."""
     objects = table_objects(lab, brand)
     everything = lab.rows(brand)  # fails on a duplicate (location, ts)
     rows = {k: r for k, r in everything.items() if first <= r["dt"] <= last}

@@ -26,7 +26,7 @@ def test_nothing_secret_is_logged_stored_or_published(
     lab.api.faults.queue.extend(["400"])  # and a failing run, with its error text
     lab.run({"brandId": 1234, "startDate": "2023-06-10", "endDate": "2023-06-10"})
 
-    tokens = list(lab.api._tokens)  # every token the fake API issued
+    tokens = lab.api.issued_tokens()  # every token the fake API issued
     assert len(tokens) >= 2
     secrets = [CLIENT_SECRET, *tokens]
     out, err = capfd.readouterr()

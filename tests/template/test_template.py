@@ -1,4 +1,5 @@
-"""template.yaml: the properties users and the exporter rely on (DESIGN §2-§4).
+"""template.yaml: the properties users and the exporter rely on (docs/contracts.md:
+runs, S3 layout, configuration).
 
 Read as data (tests/template/cfn_yaml.py): no AWS, no SAM CLI. cfn-lint at the
 end checks everything against the CloudFormation/SAM schemas.
@@ -23,8 +24,8 @@ from tests.template.cfn_yaml import load
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 
-# DESIGN §4: the function's whole configuration surface.
-DESIGN_ENV = (
+# docs/contracts.md, "Configuration": the function's whole configuration surface.
+CONTRACT_ENV = (
     "SECRET_ID",
     "BUCKET_NAME",
     "DATA_PREFIX",
@@ -134,8 +135,8 @@ def test_memory_default_is_one_vcpu(tpl: dict[str, Any]) -> None:
 
 def test_environment_has_every_design_variable(function: dict[str, Any]) -> None:
     env = function["Environment"]["Variables"]
-    missing = [name for name in DESIGN_ENV if name not in env]
-    assert not missing, f"DESIGN §4 variables missing from the function: {missing}"
+    missing = [name for name in CONTRACT_ENV if name not in env]
+    assert not missing, f"configuration variables missing from the function: {missing}"
     assert env["BUCKET_NAME"] == BUCKET
     assert env["QUEUE_URL"] == {"Ref": "CheckpointQueue"}
     assert env["TOPIC_ARN"] == {"Ref": "NotificationTopic"}

@@ -1,4 +1,5 @@
-"""The exporter's declarations of the table against DESIGN §3 written out by hand.
+"""The exporter's declarations of the table against docs/contracts.md ("S3 layout",
+"Row schema") written out by hand.
 
 `exporter/schema.py` drives the writer and (through tests/template) the Glue
 table; `local/contract.py` is what the tests expect. They are kept apart on

@@ -1,20 +1,9 @@
 """Keeping secrets and hostile text out of everything the exporter writes down.
 
-One redaction function, `redact`, knows every secret this process has seen:
-the client secret (registered when the API client reads its credentials) and
-every access token the token endpoint handed out. It runs
-
-* in the logger (`exporter.observability`): on every record's message and
-  fields, and on the finished structured log line before it is serialized;
-* wherever an error enters a record or a notification (`error_text`,
-  `describe`): the failure record, the status object, the SNS message.
-
-Redaction works on whole, unescaped text: it runs before anything is
-truncated (a secret straddling the cut would leak its prefix) and before
-anything is serialized or `repr`-ed (escaped characters would hide a secret
-from a plain search). Then error text is bounded to `MAX_ERROR_CHARS`:
-error text built from API data has no length of its own (docs/reliability.md,
-"Secrets and hostile answers").
+`redact` knows every secret this process has seen (the client secret, every
+access token); the logger and every error bound for a record or a notification
+go through it, before truncation (`MAX_ERROR_CHARS`) and serialization. Why:
+docs/decisions.md, "Redaction".
 """
 
 from __future__ import annotations

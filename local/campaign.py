@@ -1,0 +1,210 @@
+"""The in-process side of the chaos campaign (tests/chaos): kills that stay dead,
+planted adapter faults, and the campaign row each scenario fills.
+
+A kill raises `Killed` at a chosen adapter call; from then until the invocation ends
+every other adapter call dies too (see docs/decisions.md, "The chaos campaign").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
+
+from exporter.api_client import AnalytiksClient
+from exporter.aws import S3Store, SnsPublisher, SqsQueue
+from local.chaos import CampaignRow
+from local.harness import FakeContext, Killed
+
+Campaign = list[CampaignRow]
+Decide = Callable[[int, tuple[Any, ...]], BaseException | None]
+Fingerprint = dict[str, tuple[str, int]]
+
+
+class Patcher(Protocol):
+    """What of `pytest.MonkeyPatch` the harness uses: undone when the test ends."""
+
+    def setattr(self, target: Any, name: str, value: Any) -> None: ...
+
+
+@dataclass
+class Process:
+    """The in-process worker: `dead` from a kill until the next invocation starts, and
+    the checkpoint it is working on: (window, step, receive count), None for a direct
+    invocation."""
+
+    dead: bool = False
+    delivery: tuple[int, int, int] | None = None
+
+
+def delivery_of(event: dict[str, Any]) -> tuple[int, int, int] | None:
+    """(window, step, receive count) of a one-record SQS event (a checkpoint message,
+    docs/contracts.md)."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not records:
+        return None
+    try:
+        body = json.loads(records[0]["body"])
+        count = int(records[0]["attributes"]["ApproximateReceiveCount"])
+        return int(body["window"]), int(body["step"]), count
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+PROCESS = Process()
+S3_METHODS = ("put", "put_if_absent", "put_if_match", "get", "get_versioned", "exists")
+ADAPTER_METHODS: list[tuple[type, str]] = [
+    *((S3Store, m) for m in (*S3_METHODS, "list_keys", "copy", "delete") if hasattr(S3Store, m)),
+    (SqsQueue, "send"),
+    (SnsPublisher, "publish"),
+    (AnalytiksClient, "fetch_v3"),
+]
+
+
+def guard_adapters(monkeypatch: Patcher) -> None:
+    """After a kill, every adapter call of the same invocation (a `finally`, a sibling
+    thread of a copy pool or the page reader) dies as well."""
+    PROCESS.dead, PROCESS.delivery = False, None
+    for cls, name in ADAPTER_METHODS:
+        original = getattr(cls, name)
+
+        @functools.wraps(original)
+        def guard(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            if PROCESS.dead:
+                raise Killed
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, name, guard)
+
+
+def inject(
+    monkeypatch: Patcher, cls: type, name: str, decide: Decide, *, after: bool = False
+) -> dict[str, int]:
+    """Wrap `cls.name`: `decide(call number, args)` returns what to raise (before or after).
+
+    Raising `Killed` kills the invocation: every later adapter call in it dies too."""
+    original = getattr(cls, name)
+    state = {"calls": 0, "raised": 0}
+
+    def fire(exc: BaseException) -> BaseException:
+        state["raised"] += 1
+        if isinstance(exc, Killed):
+            PROCESS.dead = True
+        return exc
+
+    @functools.wraps(original)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        state["calls"] += 1
+        exc = decide(state["calls"], args)
+        if exc is not None and not after:
+            raise fire(exc)
+        try:
+            result = original(self, *args, **kwargs)
+        except BaseException:
+            if exc is not None:  # "after" the call, whether it returned or raised
+                raise fire(exc) from None
+            raise
+        if exc is not None:
+            raise fire(exc)
+        return result
+
+    monkeypatch.setattr(cls, name, wrapper)
+    return state
+
+
+def nth(n: int, exc: Callable[[], BaseException], where: str = "") -> Decide:
+    """Raise on the n-th call whose first argument contains `where`."""
+    seen = {"n": 0}
+
+    def decide(_calls: int, args: tuple[Any, ...]) -> BaseException | None:
+        if where and not (args and where in str(args[0])):
+            return None
+        seen["n"] += 1
+        return exc() if seen["n"] == n else None
+
+    return decide
+
+
+def client_error(code: str, operation: str, status: int = 503) -> ClientError:
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": f"injected {code}"},
+            "ResponseMetadata": {"HTTPStatusCode": status},  # type: ignore[typeddict-item]
+        },
+        operation,
+    )
+
+
+@dataclass
+class Probe:
+    """Watches every invocation: did it return before its deadline?"""
+
+    invocations: int = 0
+    overruns: int = 0
+    min_left_ms: int = 10**9
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def handler(self) -> Callable[[dict[str, Any], Any], Any]:
+        import app  # noqa: PLC0415
+
+        def handle(event: dict[str, Any], context: FakeContext) -> Any:
+            self.invocations += 1
+            self.events.append(event)
+            PROCESS.dead = False  # a new invocation: a fresh (or thawed) worker
+            PROCESS.delivery = delivery_of(event)
+            try:
+                return app.handler(event, context)
+            finally:
+                left = context.get_remaining_time_in_millis()
+                self.min_left_ms = min(self.min_left_ms, left)
+                self.overruns += left <= 0
+
+        return handle
+
+
+def fingerprint(s3: Any, bucket: str, prefix: str) -> Fingerprint:
+    """Every object under `prefix` with its MD5 ETag and size: equal fingerprints, equal
+    bytes."""
+    out: Fingerprint = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        out.update({o["Key"]: (o["ETag"], o["Size"]) for o in page.get("Contents", [])})
+    return out
+
+
+def queue_depth(sqs: Any, url: str) -> int:
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(v) for v in attrs.values())
+
+
+def fired(row: CampaignRow, count: int, what: str, *, exactly: int | None = None) -> None:
+    """Record in the row whether the planted fault happened, and insist that it did."""
+    row.fired = f"yes: {count} {what}" if count else f"NO: {what}"
+    assert count >= 1, f"the planted fault never fired ({what})"
+    if exactly is not None:
+        assert count == exactly, f"fired {count} times, planted {exactly} ({what})"
+
+
+@contextlib.contextmanager
+def scenario(
+    campaign: Campaign, group: str, case: str, expected: str, where: str = ""
+) -> Iterator[CampaignRow]:
+    row = CampaignRow(group, case, expected, where=where)
+    campaign.append(row)
+    started = time.monotonic()
+    try:
+        yield row
+    except AssertionError as exc:
+        row.outcome = f"VIOLATION ({row.outcome})"
+        row.detail = str(exc).splitlines()[0][:110]
+        raise
+    finally:
+        row.seconds = time.monotonic() - started

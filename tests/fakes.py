@@ -58,6 +58,11 @@ class MemoryStore:
     def list_keys(self, prefix: str) -> Iterator[str]:
         return iter(sorted(k for k in list(self.objects) if k.startswith(prefix)))
 
+    def list_versions(self, prefix: str) -> Iterator[tuple[str, str]]:
+        with self._lock:
+            found = [(k, _etag(v)) for k, v in self.objects.items() if k.startswith(prefix)]
+        return iter(sorted(found))
+
     def copy(self, source_key: str, target_key: str) -> None:
         with self._lock:
             self.objects[target_key] = self.objects[source_key]

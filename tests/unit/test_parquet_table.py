@@ -20,6 +20,8 @@ from arro3.io import read_parquet
 from exporter import parquet_table
 from exporter.config import Settings, load_settings
 from exporter.errors import ConfigError, TransientError
+from exporter.run import commit
+from exporter.run.parallel import THREADS
 from exporter.run.start import enqueue_windows, plan_runs
 from exporter.schema import COLUMNS
 from tests.fakes import MemoryStore, ScriptedPages
@@ -220,3 +222,42 @@ def test_the_parquet_table_is_on_by_default_and_can_be_turned_off() -> None:
 def test_a_bad_parquet_setting_names_its_variable(overrides: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         load_settings({**REQUIRED, **overrides})
+
+
+def test_a_commit_out_of_time_keeps_its_rebuilt_days_and_the_next_holder_does_the_rest(
+    settings: Settings,
+) -> None:
+    on = dataclasses.replace(settings, parquet_prefix="wifi/metrics_parquet", window_days=5)
+    ctx, store, queue, _ = make(on, ScriptedPages())
+    (started,) = plan_runs(ctx, request(date(2023, 6, 1), date(2023, 6, 10)))
+    enqueue_windows(ctx, started)
+    run_all(ctx, queue)
+    plan = ctx.plan(started.run_id)
+    keys = ctx.keys(plan)
+    # As if the holder had died before any Parquet rebuild: no objects, no marks.
+    store.delete([k for k in list(store.objects) if "metrics_parquet/" in k or "/parquet/" in k])
+    store.delete([keys.committed])
+    left = iter([600_000, 1])  # time for one batch of days, then almost none
+    with pytest.raises(TransientError, match="continues in the next invocation"):
+        commit.commit_run(ctx, plan, keys, remaining_ms=lambda: next(left))
+    marks = [k for k in store.objects if k.startswith(keys.parquet_done_prefix)]
+    assert len(marks) == THREADS and keys.committed not in store.objects
+    puts: list[str] = []
+    original = store.put
+
+    def counting_put(key: str, body: Any, content_type: str = "application/json") -> None:
+        puts.append(key)
+        original(key, body, content_type)
+
+    store.put = counting_put  # type: ignore[method-assign]
+    commit.commit_run(ctx, plan, keys, remaining_ms=lambda: 600_000)
+    # Only the two days left were rebuilt (the first of each window has rows).
+    assert sorted(k.rsplit("dt=", 1)[1] for k in puts if "/parquet/" in k) == [
+        "2023-06-09.json",
+        "2023-06-10.json",
+    ]
+    assert [k for k in puts if k.endswith(".parquet")] == []  # those two have no rows
+    assert sorted(parquet_objects(store)) == [
+        f"wifi/metrics_parquet/brand_id=5/dt=2023-06-0{d}/part.parquet" for d in (1, 6)
+    ]
+    assert keys.committed in store.objects

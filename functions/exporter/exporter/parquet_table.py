@@ -17,7 +17,7 @@ from __future__ import annotations
 import gzip
 import io
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from exporter import json_codec
 from exporter.errors import TransientError
@@ -41,8 +41,8 @@ ROW_GROUP_ROWS: Final = 1_048_576
 # committing the same day) before the commit is retried by the next lease holder.
 _ATTEMPTS: Final = 5
 
-# A partition's JSON objects as read: key -> (gzip body, version tag).
-Sources = dict[str, tuple[bytes, str]]
+# A partition's JSON objects: key -> version tag (S3 ETag), as listed.
+Versions = dict[str, str]
 
 
 def twin_key(partition: str, data_prefix: str, parquet_prefix: str) -> str:
@@ -58,22 +58,26 @@ def rebuild(store: ObjectStore, partition: str, target: str, *, ours: Callable[[
     `ours` (run objects; foreign files are left out, as the commit leaves them alone).
     Deletes `target` when the partition has no rows. Returns the rows written.
 
-    After the PUT the partition is read again: if another run changed it meanwhile
-    (committing the same day), the object is rebuilt from what is there now. The
-    last writer of the object has then seen the partition as it stayed, whichever
-    run writes last.
+    After the PUT the partition is listed again: if another run changed it meanwhile
+    (committing the same day: an object added, deleted or rewritten has a new
+    version tag), the object is rebuilt from what is there now. The last writer of
+    the object has then seen the partition as it stayed, whichever run writes last.
     """
-    sources = _read(store, partition, ours)
+    versions = _versions(store, partition, ours)
     for _ in range(_ATTEMPTS):
-        body, rows = encode([gz for gz, _ in sources.values()], _fingerprint(sources))
+        # One by one: partitions are rebuilt side by side on the shared pool already.
+        bodies = [store.get(key) for key in sorted(versions)]
+        # An object deleted since the listing is gone from the partition too.
+        read = [body for body in bodies if body is not None]
+        body, rows = encode(read, json_codec.dumps(versions).decode())
         if body is None:
             store.delete([target])
         else:
             store.put(target, body, CONTENT_TYPE)
-        again = _read(store, partition, ours)
-        if _fingerprint(again) == _fingerprint(sources):
+        again = _versions(store, partition, ours)
+        if again == versions and len(read) == len(versions):
             return rows
-        sources = again
+        versions = again
     raise TransientError(f"{partition}: changed under {_ATTEMPTS} Parquet rebuilds; retrying")
 
 
@@ -85,13 +89,14 @@ def rebuild_all(
     *,
     ours: Callable[[str], bool],
 ) -> dict[str, int]:
-    """`rebuild` each partition (one after the other: the encoding holds the GIL);
-    rows written per Parquet object."""
-    out: dict[str, int] = {}
-    for partition in partitions:
-        target = twin_key(partition, data_prefix, parquet_prefix)
-        out[target] = rebuild(store, partition, target, ours=ours)
-    return out
+    """`rebuild` each partition, side by side (the encoding holds the GIL, the S3
+    calls around it do not); rows written per Parquet object."""
+    targets = [twin_key(partition, data_prefix, parquet_prefix) for partition in partitions]
+    rows = each_at_once(
+        lambda pair: rebuild(store, pair[0], pair[1], ours=ours),
+        list(zip(partitions, targets, strict=True)),
+    )
+    return dict(zip(targets, rows, strict=True))
 
 
 def encode(bodies: Sequence[bytes], source: str = "") -> tuple[bytes | None, int]:
@@ -141,11 +146,5 @@ def _arrow_type(glue: str) -> DataType:
     raise ValueError(f"no Parquet type for the Glue type {glue!r}")
 
 
-def _read(store: ObjectStore, partition: str, ours: Callable[[str], bool]) -> Sources:
-    keys = sorted(key for key in store.list_keys(partition) if ours(key))
-    found: list[Any] = each_at_once(store.get_versioned, keys)
-    return {key: got for key, got in zip(keys, found, strict=True) if got is not None}
-
-
-def _fingerprint(sources: Sources) -> str:
-    return json_codec.dumps({key: etag for key, (_, etag) in sources.items()}).decode()
+def _versions(store: ObjectStore, partition: str, ours: Callable[[str], bool]) -> Versions:
+    return {key: tag for key, tag in store.list_versions(partition) if ours(key)}

@@ -74,7 +74,14 @@ def finish_run(
         ctx.write_status(plan, state="failed", windows_done=done, error=error, rows=0, **ended)
         metrics.add_metric(name="RunsFailed", unit=MetricUnit.Count, value=1)
     else:
-        manifest = commit.commit_run(ctx, plan, keys, resumed=resumed, last_record=last_record)
+        manifest = commit.commit_run(
+            ctx,
+            plan,
+            keys,
+            resumed=resumed,
+            last_record=last_record,
+            remaining_ms=inv.remaining_ms,
+        )
         uri = f"s3://{ctx.settings.bucket_name}/{keys.manifest}"
         subject, body = notify.success_message(plan, manifest, uri)
         at_once(

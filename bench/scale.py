@@ -4,6 +4,7 @@
                                                # docs/bench-scale.svg, bench/results/scale.json
     python -m bench.scale --smoke --out DIR    # tiny sizes, a minute: the test suite's check
     python -m bench.scale --workers 8 --only backfill --out DIR   # a part of it
+    python -m bench.scale --smoke --only strict --out DIR  # the strict 1-s limiter (scale_strict)
 
 One moto server process, the fake analytiks API in this process (latency per
 request, an optional rate limit, request arrival times), and for every scenario
@@ -33,7 +34,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as `python bench/scale.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import scale_check, scale_cost, scale_plot, scale_report
+from bench import scale_check, scale_cost, scale_plot, scale_report, scale_strict
 from bench.common import ROOT, function_memory_mb, machine, source_state, stop_on_signals
 from bench.procs import Processes
 from bench.scale_figures import cpu_snapshot, figures
@@ -116,6 +117,7 @@ class Bench:
         self.api.reset_stats()
         self.api.faults.latency = sc.latency_s
         self.api.faults.rate_limit = sc.rate_limit
+        self.api.faults.rate_limit_sliding = sc.sliding
         self.api.faults.retry_after = 1
         env = {
             **self.env,
@@ -205,13 +207,15 @@ class Bench:
 
 def scenarios(args: argparse.Namespace) -> list[Scenario]:
     loads = workloads(args.smoke, args.days, args.brands)
-    names = args.only or list(loads)
+    names = [name for name in args.only or list(loads) if name in loads]
     out = [Scenario(loads[name], n, args.latency) for name in names for n in args.workers]
     if args.rate_limit:
         out += [
             Scenario(loads[name], args.rate_workers, args.latency, args.rate_limit)
             for name in names
         ]
+    if scale_strict.NAME in (args.only or [scale_strict.NAME]) and not args.no_strict:
+        out.append(scale_strict.scenario(args.smoke, args.latency, args.strict_days))
     return out
 
 
@@ -219,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (the test suite)")
     parser.add_argument("--out", type=Path, help="write scale.json, the section and the plot here")
-    parser.add_argument("--only", action="append", choices=("backfill", "nightly"))
+    parser.add_argument("--only", action="append", choices=("backfill", "nightly", "strict"))
     parser.add_argument(
         "--workers",
         type=lambda text: [int(n) for n in text.split(",")],
@@ -231,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, help="backfill days (a partial run; default 365)")
     parser.add_argument("--brands", type=int, help="nightly brands (a partial run; default 200)")
     parser.add_argument("--no-rate-limit", action="store_true", help="skip the rate-limited runs")
+    parser.add_argument("--no-strict", action="store_true", help="skip the strict-limiter run")
+    parser.add_argument("--strict-days", type=int, help="days of the strict-limiter run")
     parser.add_argument(
         "--report-only",
         action="store_true",
@@ -254,11 +260,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stop_on_signals()
     plan = scenarios(args)
-    brands = {
-        b: w.locations
-        for w in workloads(args.smoke, args.days, args.brands).values()
-        for b in w.brands
-    }
+    brands = {b: sc.workload.locations for sc in plan for b in sc.workload.brands}
     started = time.perf_counter()
     results: dict[str, Any] = {
         "machine": machine(),
@@ -271,14 +273,14 @@ def main(argv: list[str] | None = None) -> int:
             "window_days": 1,
             "memory_mb": function_memory_mb(),
             "workloads": {
-                n: {**asdict(w), "pages": w.pages, "brand_days": w.brand_days}
-                for n, w in workloads(args.smoke, args.days, args.brands).items()
+                w.name: {**asdict(w), "pages": w.pages, "brand_days": w.brand_days}
+                for w in {sc.workload.name: sc.workload for sc in plan}.values()
             },
         },
         "scenarios": [],
     }
     # The data model's row counts, before any timing (cached on disk after the first run).
-    for w in workloads(args.smoke, args.days, args.brands).values():
+    for w in {sc.workload.name: sc.workload for sc in plan}.values():
         scale_check.expected_counts((b, w.locations, d) for b in w.brands for d in w.day_list())
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         procs = Processes(Path(tmp))

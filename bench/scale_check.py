@@ -29,7 +29,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from local.contract import METRIC_COLUMN
+from local.contract import METRIC_COLUMN, parse_data_key
 from local.fake_analytiks import data as model
 from local.fake_analytiks import expected_rows
 
@@ -190,9 +190,10 @@ def verify(bench: Bench, sc: Scenario, run_ids: list[str], notes: Counter[str]) 
     counted = count_rows(bench.bucket, listed)
     rows: Counter[tuple[int, date]] = Counter()
     for key, (lines, _) in counted.items():
-        brand = int(key.split("brand_id=")[1].split("/")[0])
-        day = date.fromisoformat(key.split("dt=")[1].split("/")[0])
-        rows[brand, day] += lines
+        part = parse_data_key(key)  # the layout of docs/contracts.md, or an AssertionError
+        if part.basis != "utc":  # the scale runs are UTC runs
+            problems.append(f"{key}: a {part.basis} partition")
+        rows[part.brand_id, date.fromisoformat(part.dt)] += lines
     expected = expected_counts((b, w.locations, d) for b in w.brands for d in w.day_list())
     wrong = {
         f"{b}/{d}": (rows.get((b, d), 0), n)

@@ -91,6 +91,7 @@ def figures(  # noqa: PLR0917 -- one scenario's measurements, each named
         "workers": sc.workers,
         "latency_s": sc.latency_s,
         "rate_limit": sc.rate_limit,
+        "sliding": sc.sliding,
         "pages": w.pages,
         "brand_days": w.brand_days,
         "wall_s": wall,

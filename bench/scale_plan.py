@@ -38,11 +38,12 @@ class Scenario:
     workers: int
     latency_s: float
     rate_limit: float | None = None  # the fake's limit and API_MAX_RPS alike
+    sliding: bool = False  # the limit holds in any second, not as a bucket (scale_strict)
 
     @property
     def name(self) -> str:
         rate = f"-r{self.rate_limit:g}" if self.rate_limit else ""
-        return f"{self.workload.name}-w{self.workers}{rate}"
+        return f"{self.workload.name}-w{self.workers}{rate}{'-s1' if self.sliding else ''}"
 
     @property
     def limit_s(self) -> float:

@@ -119,7 +119,8 @@ def _panel(
 
 
 def svg(results: dict[str, Any]) -> str:
-    names = list(dict.fromkeys(s["workload"] for s in results["scenarios"]))
+    # A workload measured only rate-limited (the strict case) has no curve to draw.
+    names = list(dict.fromkeys(s["workload"] for s in results["scenarios"] if not s["rate_limit"]))
     width, height = 460.0, 330.0
     body: list[str] = []
     for n, name in enumerate(names):

@@ -6,10 +6,12 @@ stand-in (`local.lambda_service`: the Invoke API and the queue's event source
 mapping, running the real handler in this process). Then does what a person
 would, with the `wifi-export` CLI: a backfill followed to its end (a time budget
 small enough that every window takes several checkpoints through the queue),
-three stores re-exported by id (the other locations keep their rows), a nightly
+three stores re-exported by id (the other locations keep their rows), the same
+days in local time (a dataset of its own, beside the UTC one), a nightly
 scheduled run, a mistaken backfill cancelled, and the list of runs.
-Prints the partitions written, the notifications, an SQL query over the exported
-files read the way Athena reads them, and a summary of the function's own log
+Prints the partitions written, the notifications, SQL queries over the exported
+files read the way Athena reads them (one per time basis, and both side by side),
+and a summary of the function's own log
 (kept in a file, as CloudWatch Logs would keep it). Cleans up after itself.
 """
 
@@ -68,7 +70,26 @@ def show_partitions(s3: Any, bucket: str) -> None:
     for partition in sorted(sizes):
         objects = sizes[partition]
         short = partition.removeprefix(DATA_PREFIX + "/")
-        say(f"  {short:<32} {len(objects):>2} object(s) {sum(objects):>9,} bytes")
+        say(f"  {short:<44} {len(objects):>2} object(s) {sum(objects):>9,} bytes")
+
+
+DAILY_QUERY = (
+    "SELECT dt, location_id, sum(visits) AS visits, "
+    "round(avg(dwell_time_ms) / 60000.0, 1) AS avg_dwell_min "
+    "FROM metrics WHERE brand_id = 1234 AND time_basis = 'utc' "
+    "AND dt BETWEEN DATE '2023-06-01' AND DATE '2023-06-02' "
+    "GROUP BY ALL ORDER BY dt, location_id LIMIT 4"
+)
+
+
+def query_basis(con: Any, basis: str) -> None:
+    """The daily query of one time basis, as a person would type it into Athena."""
+    assert basis in ("utc", "local")
+    query = DAILY_QUERY.replace("'utc'", f"'{basis}'")
+    say(f"  {query}")
+    say(f"  {'dt':>10} {'location_id':>11} {'visits':>7} {'avg_dwell_min':>13}")
+    for dt, location, visits, dwell in con.execute(query).fetchall():
+        say(f"  {dt!s:>10} {location:>11} {visits:>7} {dwell:>13}")
 
 
 def cli_command() -> list[str]:
@@ -193,15 +214,24 @@ def main() -> int:  # noqa: PLR0915 -- one story, told top to bottom
             con = export_table(s3, deployment.bucket, DATA_PREFIX, Path(tmp) / "after-selection")
             owners = con.execute(
                 "SELECT run_id, count(DISTINCT location_id), count(*) FROM metrics "
-                "WHERE brand_id = 1234 GROUP BY run_id ORDER BY run_id"
+                "WHERE brand_id = 1234 AND time_basis = 'utc' GROUP BY run_id ORDER BY run_id"
             ).fetchall()
             for run_id, locations, rows in owners:
                 say(f"   {run_id}: {locations:>3} locations, {rows:>6,} rows")
             twice = con.execute(
                 "SELECT count(*) FROM (SELECT location_id, ts FROM metrics WHERE brand_id = 1234 "
-                "GROUP BY ALL HAVING count(*) > 1)"
+                "AND time_basis = 'utc' GROUP BY ALL HAVING count(*) > 1)"
             ).fetchone()
             say(f"   (exit {code}; rows counted twice: {twice[0] if twice else '?'})")
+
+            say()
+            say("3. The first five days again, in each store's local time: a dataset of its")
+            say("   own (time_basis=local), beside the UTC rows, which it leaves alone.")
+            code, _ = wifi_export(
+                "run", "--brand", str(BRAND), "--from", "2023-06-01", "--to", "2023-06-05",
+                "--local-time", "--follow", "--interval", "0.5", env=cli_env,
+            )  # fmt: skip
+            say(f"   (exit {code})")
 
             lambda_service.queue_budget_ms = 600_000
             now = datetime.now(UTC).replace(microsecond=0)
@@ -216,7 +246,7 @@ def main() -> int:  # noqa: PLR0915 -- one story, told top to bottom
             }
             say()
             brands = f"{BRAND},{OTHER_BRAND}"
-            say(f"3. The nightly schedule fires at {scheduled['time']} (BRAND_IDS={brands}):")
+            say(f"4. The nightly schedule fires at {scheduled['time']} (BRAND_IDS={brands}):")
             answer = lambda_service.invoke(scheduled, 600_000)
             for run in answer["runs"]:
                 days = f"{run['startDate']}..{run['endDate']}"
@@ -226,7 +256,7 @@ def main() -> int:  # noqa: PLR0915 -- one story, told top to bottom
                 time.sleep(0.2)
 
             say()
-            say("4. A mistaken five-month backfill, cancelled a few windows in:")
+            say("5. A mistaken five-month backfill, cancelled a few windows in:")
             lambda_service.queue_budget_ms = SMALL_BUDGET_MS
             with lambda_service.paused():
                 code, out = wifi_export(
@@ -242,7 +272,7 @@ def main() -> int:  # noqa: PLR0915 -- one story, told top to bottom
             say(f"   (exit {code}: the run was cancelled, nothing committed)")
 
             say()
-            say("5. Recent runs, newest first (the history index, kept 400 days):")
+            say("6. Recent runs, newest first (the history index, kept 400 days):")
             wifi_export("runs", env=cli_env)
 
         say()
@@ -263,22 +293,28 @@ def main() -> int:  # noqa: PLR0915 -- one story, told top to bottom
                 say(f"    status={body['status']} rows=0 manifest=None ({body.get('note', '')})")
 
         say()
-        say("Athena-style SQL over the exported files (DuckDB, hive partitions, table schema):")
+        say("Athena-style SQL over the exported files (DuckDB, hive partitions, table schema).")
+        say("Each query chooses a time basis, as the table makes Athena's do:")
         con = export_table(s3, deployment.bucket, DATA_PREFIX, Path(tmp) / "table")
-        query = (
-            "SELECT brand_id, dt, location_id, sum(visits) AS visits, "
-            "round(avg(dwell_time_ms) / 60000.0, 1) AS avg_dwell_min "
-            "FROM metrics WHERE brand_id = 1234 AND dt BETWEEN DATE '2023-06-01' "
-            "AND DATE '2023-06-02' GROUP BY ALL ORDER BY dt, location_id LIMIT 8"
+        for basis in ("utc", "local"):
+            query_basis(con, basis)
+        say("  Both side by side: the same days, counted in two ways, never added together.")
+        side = (
+            "SELECT dt, sum(visits) FILTER (WHERE time_basis = 'utc') AS utc_visits, "
+            "sum(visits) FILTER (WHERE time_basis = 'local') AS local_visits FROM metrics "
+            "WHERE brand_id = 1234 AND time_basis IN ('utc', 'local') AND zone_id IS NULL "
+            "AND dt BETWEEN DATE '2023-06-01' "
+            "AND DATE '2023-06-05' GROUP BY dt ORDER BY dt"
         )
-        say(f"  {query}")
-        rows = con.execute(query).fetchall()
-        say(f"  {'brand_id':>8} {'dt':>10} {'location_id':>11} {'visits':>7} {'avg_dwell_min':>13}")
-        for brand, dt, location, visits, dwell in rows:
-            say(f"  {brand:>8} {dt!s:>10} {location:>11} {visits:>7} {dwell:>13}")
-        total = con.execute("SELECT count(*), count(DISTINCT dt) FROM metrics").fetchone()
+        say(f"  {side}")
+        say(f"  {'dt':>10} {'utc_visits':>10} {'local_visits':>12}")
+        for dt, utc_visits, local_visits in con.execute(side).fetchall():
+            say(f"  {dt!s:>10} {utc_visits:>10,} {local_visits:>12,}")
+        total = con.execute(
+            "SELECT count(*), count(DISTINCT (brand_id, time_basis, dt)) FROM metrics"
+        ).fetchone()
         assert total is not None
-        say(f"  ... {total[0]:,} rows in {total[1]} partitions (brand, day) in all")
+        say(f"  ... {total[0]:,} rows in {total[1]} partitions (brand, basis, day) in all")
     say()
     say(f"The function's own log (CloudWatch Logs' part): {log_summary(LOG)}, in {LOG}")
     say("Demo finished: moto server, fake API and Lambda stand-in stopped, temporary files")

@@ -5,8 +5,11 @@
   events in the AWS shape, one record per batch like the event source mapping,
   honouring partial batch responses, until the queue is empty.
 * `export_table`: downloads the table prefix and reads it with DuckDB the way
-  Athena reads it: JSON Lines, hive partitions brand_id/dt, the schema of
-  docs/contracts.md ("Row schema") as written out in `local.contract` (not the exporter's own copy).
+  Athena reads it: JSON Lines, hive partitions brand_id/time_basis/dt, the
+  schema of docs/contracts.md ("Row schema") as written out in `local.contract`
+  (not the exporter's own copy). Like the Glue table, it takes `time_basis` from
+  the partition (the folder), not from the line: the two would differ only if a
+  row were misfiled.
 """
 
 from __future__ import annotations
@@ -240,6 +243,6 @@ def export_table(s3: Any, bucket: str, data_prefix: str, dest: Path) -> Any:
         cols = ", ".join(f"NULL::{t} AS {n}" for n, t in duckdb_columns().items())
         con.execute(
             f"CREATE VIEW metrics AS SELECT {cols}, NULL::BIGINT AS brand_id, "
-            "NULL::DATE AS dt WHERE false"
+            "NULL::VARCHAR AS time_basis, NULL::DATE AS dt WHERE false"
         )
     return con

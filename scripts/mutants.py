@@ -60,7 +60,7 @@ class Mutant:
 
 
 # -- the planted bugs -------------------------------------------------------------------
-# Written against the code as of the run protocol in exporter/run/ (commit.py, finish.py)
+# Written against the code as of the ledger in exporter/run/ (commit.py, finish.py)
 # and the adapters in exporter/aws.py. When one stops applying, retarget its edits.
 
 MUTANTS: tuple[Mutant, ...] = (
@@ -111,7 +111,7 @@ MUTANTS: tuple[Mutant, ...] = (
             Edit(
                 f"{EXPORTER}/run/commit.py",
                 "        _settle(ctx, keys, dt, set(written[dt]), "
-                "coverage=coverage, newer=newer)\n",
+                "coverage=coverage, others=others)\n",
                 "        pass  # mutant: older runs' objects stay\n",
             ),
         ),
@@ -146,13 +146,14 @@ MUTANTS: tuple[Mutant, ...] = (
         edits=(
             Edit(
                 f"{EXPORTER}/run/finish.py",
-                "    elif failed_raw is not None:\n        error = _recorded_error(failed_raw)\n",
-                "    elif failed_raw is not None:\n"
-                "        for record in commit.read_records(ctx, keys):  # mutant\n"
+                "    elif failure is not None:\n        subject, body = notify.failure_message(",
+                "    elif failure is not None:\n"
+                "        keys = ctx.keys(plan)  # mutant\n"
+                "        for record in ledger.step_records(plan):\n"
                 "            for obj in record.objects:\n"
                 "                target = keys.data_object(record.window, record.step, obj.dt)\n"
                 "                ctx.store.copy(obj.key, target)\n"
-                "        error = _recorded_error(failed_raw)\n",
+                "        subject, body = notify.failure_message(",
             ),
         ),
         tests=(
@@ -169,14 +170,14 @@ MUTANTS: tuple[Mutant, ...] = (
         edits=(
             Edit(
                 f"{EXPORTER}/run/commit.py",
-                "        list(pool.map(lambda copy: ctx.store.copy(copy[1], copy[2]), copies))\n",
-                "        begun = {  # mutant: days that hold one of this run's objects are done\n"
-                "            c[0] for c in copies\n"
-                "            if any(keys.run_id in k\n"
-                "                   for k in ctx.store.list_keys(keys.partition(c[0])))\n"
-                "        }\n"
-                "        todo = [c for c in copies if c[0] not in begun]\n"
-                "        list(pool.map(lambda copy: ctx.store.copy(copy[1], copy[2]), todo))\n",
+                "    each_at_once(lambda copy: ctx.store.copy(copy[1], copy[2]), copies)\n",
+                "    begun = {  # mutant: days that hold one of this run's objects are done\n"
+                "        c[0] for c in copies\n"
+                "        if any(keys.run_id in k\n"
+                "               for k in ctx.store.list_keys(keys.partition(c[0])))\n"
+                "    }\n"
+                "    todo = [c for c in copies if c[0] not in begun]\n"
+                "    each_at_once(lambda copy: ctx.store.copy(copy[1], copy[2]), todo)\n",
             ),
         ),
         tests=(

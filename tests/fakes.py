@@ -58,10 +58,10 @@ class MemoryStore:
     def list_keys(self, prefix: str) -> Iterator[str]:
         return iter(sorted(k for k in list(self.objects) if k.startswith(prefix)))
 
-    def list_versions(self, prefix: str) -> Iterator[tuple[str, str]]:
+    def list_tagged(self, prefix: str) -> Iterator[tuple[str, str]]:
         with self._lock:
-            found = [(k, _etag(v)) for k, v in self.objects.items() if k.startswith(prefix)]
-        return iter(sorted(found))
+            found = sorted((k, _etag(v)) for k, v in self.objects.items() if k.startswith(prefix))
+        return iter(found)
 
     def copy(self, source_key: str, target_key: str) -> None:
         with self._lock:
@@ -96,13 +96,21 @@ class MemoryPublisher:
 class ScriptedPages:
     """A scripted v3 source: one page per location, cursors "c1", "c2", ...
 
-    Location n reports `visits` = n at 10:00 of the window's first day.
+    Location n reports `visits` = n at 10:00 of the window's first day, keyed in
+    the request's basis (`Z` for a UTC request), or always in UTC with `utc_keys`.
     """
 
-    def __init__(self, locations: int = 3, repeat_cursor: bool = False) -> None:
+    def __init__(
+        self, locations: int = 3, repeat_cursor: bool = False, utc_keys: bool = False
+    ) -> None:
         self.locations = locations
         self.repeat_cursor = repeat_cursor
+        self.utc_keys = utc_keys
         self.stats = CallStats()
+
+    def _key(self, start: str) -> str:
+        suffix = "Z" if self.utc_keys or start.endswith("Z") else ""
+        return f"{start[:10]}T10:00:00{suffix}"
 
     def fetch_v3(
         self,
@@ -114,8 +122,7 @@ class ScriptedPages:
     ) -> tuple[list[Any], str | None]:
         self.stats.calls += 1
         n = 0 if cursor is None else int(cursor[1:])
-        day = start[:10]
-        record = {"locationId": n + 1, "visits": {f"{day}T10:00:00Z": n + 1}}
+        record = {"locationId": n + 1, "visits": {self._key(start): n + 1}}
         following = None if n + 1 == self.locations else f"c{n + 1}"
         if self.repeat_cursor and n == 1:
             following = "c1"
@@ -131,11 +138,10 @@ class ScriptedPages:
     ) -> tuple[list[Any], tuple[int | str, ...]]:
         """v1/v2/v4 for `locations` selectors: the same series as v3, ids > `locations` refused."""
         self.stats.calls += 1
-        day = start[:10]
         ids = selector["locations"]
         known = [i for i in ids if i <= self.locations]
         refused = tuple(i for i in ids if i > self.locations)
-        records = [{"locationId": i, "visits": {f"{day}T10:00:00Z": i}} for i in known]
+        records = [{"locationId": i, "visits": {self._key(start): i}} for i in known]
         return records, refused
 
 

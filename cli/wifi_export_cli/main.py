@@ -77,7 +77,7 @@ def _session(
     services: Services = click.get_current_context().find_object(Services) or Services()
     aws = services.aws(region, profile)
     deployment = find_deployment(aws, stack_name, services.environ)
-    runs = Runs(deployment, aws.store(deployment), aws.client("s3"), services.clock)
+    runs = Runs(deployment, aws.store(deployment), services.clock)
     return Session(services, aws, deployment, runs, as_json, _console())
 
 

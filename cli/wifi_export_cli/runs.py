@@ -1,4 +1,4 @@
-"""What the CLI knows about runs, read from S3 through the exporter's key layout.
+"""What the CLI knows about runs, read (and, for `cancel`, written) through the ledger.
 
 A run's truth, from freshest to longest-lived (docs/contracts.md, "Status"):
 
@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from exporter import json_codec
-from exporter.aws import S3Store
+from exporter.ports import ObjectStore
+from exporter.run.counters import Counters
 from exporter.run.keys import Layout, RunKeys, brand_of_run_id
+from exporter.run.ledger import Ledger
 from exporter.run.records import is_run_id
 from wifi_export_cli.deployment import CliError, Deployment
 
@@ -45,11 +46,8 @@ class RunView:
     started_at: str | None = None
     windows_done: int = 0
     windows_total: int = 0
-    rows: int = 0
-    bytes: int = 0
-    pages: int = 0
-    api_calls: int = 0
-    retries: int = 0
+    # Committed once final; while running, the windows' progress so far.
+    counters: Counters = field(default_factory=Counters)
     updated_at: str | None = None
     finished_at: str | None = None
     duration_s: float | None = None
@@ -61,6 +59,26 @@ class RunView:
     manifest: str | None = None
     windows: list[dict[str, Any]] | None = None  # the plan, as `run` answered it
     now: datetime | None = None  # when this was read
+
+    @property
+    def rows(self) -> int:
+        return self.counters.rows
+
+    @property
+    def bytes(self) -> int:
+        return self.counters.bytes
+
+    @property
+    def pages(self) -> int:
+        return self.counters.pages
+
+    @property
+    def api_calls(self) -> int:
+        return self.counters.api_calls
+
+    @property
+    def retries(self) -> int:
+        return self.counters.retries
 
     @property
     def final(self) -> bool:
@@ -100,11 +118,7 @@ class RunView:
             "trigger": self.trigger,
             "windowsDone": self.windows_done,
             "windowsTotal": self.windows_total,
-            "rows": self.rows,
-            "bytes": self.bytes,
-            "pages": self.pages,
-            "apiCalls": self.api_calls,
-            "retries": self.retries,
+            **self.counters.progress_json(),
             "startedAt": self.started_at,
             "updatedAt": self.updated_at,
             "finishedAt": self.finished_at,
@@ -149,18 +163,13 @@ class Runs:
     """Reads (and, for `cancel`, writes one object of) the exporter's run state."""
 
     def __init__(
-        self,
-        deployment: Deployment,
-        store: S3Store,
-        s3: Any,
-        clock: Callable[[], datetime],
+        self, deployment: Deployment, store: ObjectStore, clock: Callable[[], datetime]
     ) -> None:
         self.deployment = deployment
         self.layout = Layout(deployment.state_prefix, deployment.data_prefix)
-        self._store = store
-        self._s3 = s3
+        self._ledger = Ledger(store, self.layout, clock)
         self._clock = clock
-        # Per-window progress objects by key: (ETag, document). Following a long
+        # Per-window progress objects by key: (version, document). Following a long
         # run re-reads only the windows that moved since the last refresh.
         self._progress: dict[str, tuple[str, dict[str, Any]]] = {}
 
@@ -174,21 +183,12 @@ class Runs:
                 "`wifi-export runs` lists them",
                 exit_code=2,
             )
-        return self.layout.run(run_id, brand_of_run_id(run_id))
+        return self._ledger.keys_of(run_id)
 
     def status(self, run_id: str) -> RunView:
         keys = self.keys(run_id)
-        with ThreadPoolExecutor(4) as pool:
-            plan_f, status_f, history_f, cancel_f = (
-                pool.submit(self._json, key)
-                for key in (keys.plan, keys.status, keys.history, keys.cancel)
-            )
-            plan, status, history, cancel = (
-                plan_f.result(),
-                status_f.result(),
-                history_f.result(),
-                cancel_f.result(),
-            )
+        docs = self._ledger.documents(keys)
+        plan, status, history = docs.plan, docs.status, docs.history
         if plan is None and status is None and history is None:
             raise CliError(
                 f"no run {run_id} in s3://{self.deployment.bucket}/{self.deployment.state_prefix}/",
@@ -204,19 +204,14 @@ class Runs:
                 view.manifest = f"s3://{self.deployment.bucket}/{keys.history_manifest}"
             return view
         # Running: what the run's folder says now.
-        self._add_progress(keys, view)
-        view.windows_done = sum(1 for _ in self._store.list_keys(keys.done_prefix))
-        if isinstance(cancel, dict) and cancel.get("cancel") is True:
-            view.cancel = cancel
-        failed = self._json(keys.failed)
-        if failed is not None:
-            view.error = str(failed.get("error"))
+        view.counters, refused = self._ledger.progress_of(keys, self._progress)
+        view.refused = sorted({*view.refused, *refused}, key=str)
+        view.windows_done = self._ledger.windows_done(keys)
+        view.cancel = docs.cancel
+        view.error = self._ledger.failure(keys) or view.error
         return view
 
     def _view(self, keys: RunKeys, doc: dict[str, Any]) -> RunView:
-        raw_totals, raw_api = doc.get("totals"), doc.get("api")
-        totals: dict[str, Any] = raw_totals if isinstance(raw_totals, dict) else {}
-        api: dict[str, Any] = raw_api if isinstance(raw_api, dict) else {}
         state = doc.get("state")
         windows = doc.get("windows")
         return RunView(
@@ -232,11 +227,7 @@ class Runs:
             windows_total=int(
                 doc.get("windowsTotal", len(windows) if isinstance(windows, list) else 0)
             ),
-            rows=int(doc.get("rows", totals.get("rows", 0)) or 0),
-            bytes=int(totals.get("bytes", 0) or 0),
-            pages=int(api.get("pages", 0) or 0),
-            api_calls=int(api.get("calls", 0) or 0),
-            retries=int(api.get("retries", 0) or 0),
+            counters=Counters.from_final(doc),
             updated_at=doc.get("updatedAt"),
             finished_at=doc.get("finishedAt"),
             duration_s=doc.get("durationSeconds"),
@@ -247,39 +238,6 @@ class Runs:
             now=self._clock(),
         )
 
-    def _add_progress(self, keys: RunKeys, view: RunView) -> None:
-        current: list[tuple[str, str]] = []
-        for page in self._s3.get_paginator("list_objects_v2").paginate(
-            Bucket=self.deployment.bucket, Prefix=keys.progress_prefix
-        ):
-            current.extend((item["Key"], item.get("ETag", "")) for item in page.get("Contents", []))
-        etags = dict(current)
-        stale = [key for key, etag in current if self._progress.get(key, ("",))[0] != etag]
-        with ThreadPoolExecutor(_READERS) as pool:
-            for key, doc in zip(stale, pool.map(self._json, stale), strict=True):
-                if doc is not None:
-                    self._progress[key] = (etags[key], doc)
-        refused: set[Any] = set(view.refused)
-        for key, _ in current:
-            entry = self._progress.get(key)
-            if entry is None:
-                continue
-            doc = entry[1]
-            view.rows += int(doc.get("rows", 0))
-            view.bytes += int(doc.get("bytes", 0))
-            view.pages += int(doc.get("pages", 0))
-            view.api_calls += int(doc.get("apiCalls", 0))
-            view.retries += int(doc.get("retries", 0))
-            refused.update(doc.get("refused", ()))
-        view.refused = sorted(refused, key=str)
-
-    def _json(self, key: str) -> dict[str, Any] | None:
-        raw = self._store.get(key)
-        if raw is None:
-            return None
-        doc = json_codec.loads(raw)
-        return doc if isinstance(doc, dict) else None
-
     # -- the history index -------------------------------------------------------------
 
     def recent(
@@ -288,14 +246,7 @@ class Runs:
         """Runs newest first, from the history index, one month prefix at a time."""
         found: list[RunView] = []
         for month in self._months():
-            ids = sorted(
-                (
-                    key.rsplit("/", 1)[1].removesuffix(".json")
-                    for key in self._store.list_keys(month)
-                    if key.endswith(".json") and not key.endswith(".manifest.json")
-                ),
-                reverse=True,
-            )
+            ids = sorted(self._ledger.history_month(*month), reverse=True)
             if brand is not None:
                 ids = [i for i in ids if is_run_id(i) and brand_of_run_id(i) == brand]
             for chunk in _chunks(ids, _READERS):
@@ -308,18 +259,18 @@ class Runs:
                             return found
         return found
 
-    def _months(self) -> Iterator[str]:
+    def _months(self) -> Iterator[tuple[int, int]]:
         now = self._clock().astimezone(UTC)
         year, month = now.year, now.month
         for _ in range(HISTORY_MONTHS):
-            yield self.layout.history_month(year, month)
+            yield year, month
             year, month = (year, month - 1) if month > 1 else (year - 1, 12)
 
     def _entry(self, run_id: str) -> RunView | None:
         if not is_run_id(run_id):
             return None
         keys = self.keys(run_id)
-        doc = self._json(keys.history)
+        doc = self._ledger.history_entry(keys)
         if doc is None:
             return None
         if doc.get("state") in FINAL:
@@ -332,13 +283,7 @@ class Runs:
     # -- cancelling -------------------------------------------------------------------
 
     def cancel(self, run_id: str, requested_by: str) -> CancelOutcome:
-        """Ask the run to stop: create its cancel slot before the finisher does.
-
-        The slot (`runs/<id>/cancel.json`) is created by a conditional put, either
-        here (a cancel request) or by the finisher under its lease just before it
-        commits or reports a failure (cancel refused). Whoever is first decides;
-        the loser reads what the winner wrote (docs/architecture.md, "Cancelling").
-        """
+        """Ask the run to stop (`Ledger.request_cancel`: docs/contracts.md, "Cancelling")."""
         view = self.status(run_id)
         keys = self.keys(run_id)
         if view.status == "cancelled":
@@ -350,28 +295,23 @@ class Runs:
                 "its partitions",
                 exit_code=1,
             )
-        request = {
-            "cancel": True,
-            "requestedAt": self._clock().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "requestedBy": requested_by,
-            "reason": "wifi-export cancel",
-        }
-        if self._store.put_if_absent(keys.cancel, json_codec.dumps(request)):
+        answer = self._ledger.request_cancel(keys, requested_by)
+        if answer.outcome == "requested":
             return CancelOutcome(
                 run_id,
                 "requested",
                 f"cancel requested for run {run_id}: it stops at its next step, commits "
                 "nothing, and sends one notification with status cancelled",
             )
-        slot = self._json(keys.cancel) or {}
-        if slot.get("cancel") is True:
+        if answer.outcome == "already-requested":
             return CancelOutcome(
                 run_id,
                 "already-requested",
-                f"run {run_id} already has a cancel request (at {slot.get('requestedAt')})",
+                f"run {run_id} already has a cancel request (at {answer.slot.get('requestedAt')})",
             )
         raise CliError(
-            f"run {run_id} cannot be cancelled: {slot.get('reason', 'finishing has begun')} "
+            f"run {run_id} cannot be cancelled: "
+            f"{answer.slot.get('reason', 'finishing has begun')} "
             "(the finisher took the run first)",
             hint=f"follow it to its end: wifi-export status {run_id} --follow",
             exit_code=1,

@@ -11,13 +11,13 @@ Used by the tests, the demo and the benchmark::
         api.quirks.utc_keys_for_local = True  # departures from the document, off by default
         api.stats.calls["/wifi/json/v3"]
 
-Run standalone with ``python -m local.fake_analytiks --help``.
+Run standalone with ``python -m local.fake_analytiks --help``. What differs between
+v1..v4 (path, answer shape, refusal policy, zero fill) is read from the exporter's
+own entries (``exporter.variants``), so a new variant is served where it is defined.
 """
 
 from local.fake_analytiks.data import (
     METRICS,
-    ExpectedRow,
-    expected_rows,
     is_dark,
     local_buckets,
     location_ids,
@@ -29,6 +29,7 @@ from local.fake_analytiks.data import (
     utc_offset_minutes,
     zone_id,
 )
+from local.fake_analytiks.expected import ExpectedRow, expected_rows
 from local.fake_analytiks.faults import Faults
 from local.fake_analytiks.meter import Stats
 from local.fake_analytiks.protocol import AUDIENCE

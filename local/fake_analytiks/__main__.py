@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate-limit", type=float, default=None, help="data requests/s; above: 429 + Retry-After"
     )
     p.add_argument("--rate-limit-burst", type=float, default=None, help="(default: one second's)")
+    p.add_argument(
+        "--rate-limit-sliding", action="store_true", help="the limit holds in any sliding second"
+    )
     p.add_argument("--cache-mb", type=int, default=512, help="rendered pages kept (MB)")
     p.add_argument("--compress-cache", action="store_true", help="keep them zlib-compressed")
     p.add_argument("--slow-seconds", type=float, default=5.0)
@@ -109,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         revoke_after=args.revoke_after,
         rate_limit=args.rate_limit,
         rate_limit_burst=args.rate_limit_burst,
+        rate_limit_sliding=args.rate_limit_sliding,
     )
     api = FakeAnalytiks(
         brands=args.brands,

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from exporter.variants import VARIANTS
 from local.fake_analytiks.cache import PageCache
 from local.fake_analytiks.data import brand_of, location_ids, location_of_reference, zone_id
 from local.fake_analytiks.protocol import UNAUTHORIZED, Query, Reply, bad, check_list, is_int
@@ -30,9 +31,10 @@ class Batches:
         allowed: frozenset[int] | None,
     ) -> bytes:
         items, failures = self._resolve(catalog, body, allowed)
-        if variant in ("v1", "v4") and failures:
+        api = VARIANTS[variant]
+        if failures and not api.skips_refused:
             raise Reply(401, {"message": UNAUTHORIZED, "locations": failures})
-        if variant == "v2" and not items:
+        if api.skips_refused and not items:
             raise Reply(401, {"message": UNAUTHORIZED, "locations": failures})
         key = (variant, tuple(items), tuple(failures), query, catalog.quirks.fingerprint())
         return self._cache.get(key, lambda: _render(catalog, variant, items, failures, query))
@@ -101,8 +103,9 @@ class Batches:
 def _render(
     catalog: Catalog, variant: str, items: list[Item], failures: list[int | str], query: Query
 ) -> bytes:
-    records = render_records(catalog, items, query, zero_fill=variant == "v4")
-    if variant != "v2":
+    api = VARIANTS[variant]
+    records = render_records(catalog, items, query, zero_fill=api.zero_fill)
+    if api.answer == "records":
         return orjson.dumps(records)
     fail: dict[str, object] = (
         {"description": UNAUTHORIZED, "locations": failures} if failures else {}

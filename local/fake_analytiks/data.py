@@ -25,10 +25,10 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Final, Literal, NamedTuple
+from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
 Basis = Literal["utc", "local"]
@@ -259,13 +259,13 @@ def grid_minutes(start: datetime, end: datetime, bucket_minutes: int) -> list[in
 
 
 @lru_cache(maxsize=65536)
-def _wall(minute: int) -> str:
+def wall_text(minute: int) -> str:
     return (_EPOCH + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def time_key(wall_minute: int, basis: Basis) -> str:
     """The response key of a bucket: ``...T08:00:00Z`` (UTC) or ``...T10:00:00`` (local)."""
-    wall = _wall(wall_minute)
+    wall = wall_text(wall_minute)
     return wall + "Z" if basis == "utc" else wall
 
 
@@ -326,60 +326,6 @@ def local_buckets(
 
 def all_metrics(extra_metrics: Sequence[str] = ()) -> tuple[str, ...]:
     return METRICS + tuple(m for m in extra_metrics if m not in METRICS)
-
-
-class ExpectedRow(NamedTuple):
-    location_id: int
-    ts: str  # "YYYY-MM-DD HH:MM:SS" in the request basis (local wall time if local)
-    values: dict[str, int]  # only the non-zero metrics (what v1-v3 expose)
-
-
-def _as_wall(value: datetime | str, basis: Basis | None, name: str) -> tuple[datetime, Basis]:
-    if isinstance(value, str):
-        moment, parsed = parse_api_date(value)
-        if basis is not None and basis != parsed:
-            raise ValueError(f"{name} {value!r} is {parsed} but basis={basis!r}")
-        return moment, parsed
-    if value.tzinfo is not None:
-        if basis == "local":
-            raise ValueError(f"{name} is timezone-aware but basis='local'")
-        return value.astimezone(UTC).replace(tzinfo=None), "utc"
-    if basis is None:
-        raise ValueError(f"{name} is a naive datetime: pass basis='utc' or 'local'")
-    return value, basis
-
-
-def expected_rows(  # noqa: PLR0917 - the documented call shape is positional
-    brand_id: int,
-    location_count: int,
-    start: datetime | str,
-    end: datetime | str,
-    basis: Basis | None = None,
-    bucket_minutes: int = 60,
-    extra_metrics: Sequence[str] = (),
-) -> Iterator[ExpectedRow]:
-    """What a v3 walk of ``brand_id`` over [start, end] returns, as rows.
-
-    ``start``/``end`` are API date strings (basis inferred from the ``Z``) or
-    datetimes (aware = UTC; naive needs ``basis``). Yields one
-    ``ExpectedRow(location_id, ts, values)`` per location and bucket with at
-    least one non-zero metric, in location id then time order; ``values`` holds
-    only the non-zero metrics (zero values are omitted by v1-v3). The
-    reference number of every v3 record is :func:`reference_number`.
-    """
-    start_wall, start_basis = _as_wall(start, basis, "start")
-    end_wall, end_basis = _as_wall(end, basis, "end")
-    if start_basis != end_basis:
-        raise ValueError("start and end must have the same basis")
-    walls = grid_minutes(start_wall, end_wall, bucket_minutes)
-    stamps = [_wall(m).replace("T", " ") for m in walls]
-    metrics = all_metrics(extra_metrics)
-    for loc in location_ids(brand_id, location_count):
-        series = location_series(loc, metrics, utc_minutes_for(loc, walls, start_basis))
-        for i, ts in enumerate(stamps):
-            values = {metric: s[i] for metric, s in zip(metrics, series, strict=True) if s[i]}
-            if values:
-                yield ExpectedRow(loc, ts, values)
 
 
 def location_record(

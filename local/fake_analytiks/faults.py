@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -32,6 +33,8 @@ class Faults:
     ``rate_limit``: at most that many data requests per second (a token bucket
     holding ``rate_limit_burst`` requests, one second's worth by default); above
     it a request is answered 429 at once, with ``retry_after``. Off (None) by default.
+    ``rate_limit_sliding``: stricter, at most ``floor(rate_limit)`` accepted data
+    requests in any sliding second (a log of them; refused ones are not counted).
     """
 
     queue: deque[str] = field(default_factory=deque)
@@ -46,6 +49,7 @@ class Faults:
     revoke_after: int | None = None
     rate_limit: float | None = None
     rate_limit_burst: float | None = None
+    rate_limit_sliding: bool = False
 
     def __post_init__(self) -> None:
         self.queue = _deque(self.queue)
@@ -84,11 +88,13 @@ class FaultDice:
 
 
 class RateLimiter:
-    """A token bucket refilled at ``faults.rate_limit`` per second (read on every take)."""
+    """A token bucket refilled at ``faults.rate_limit`` per second (read on every take),
+    or with ``faults.rate_limit_sliding`` a log of the last second's accepted requests."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._bucket: tuple[float, float] | None = None  # (tokens, at monotonic)
+        self._accepted: deque[float] = deque()  # the sliding limiter's last second
 
     def over(self, faults: Faults) -> bool:
         """Take a token from the bucket; True if there was none."""
@@ -98,6 +104,13 @@ class RateLimiter:
         burst = faults.rate_limit_burst or max(1.0, limit)
         now = time.monotonic()
         with self._lock:
+            if faults.rate_limit_sliding:
+                while self._accepted and self._accepted[0] <= now - 1.0:
+                    self._accepted.popleft()
+                if len(self._accepted) >= math.floor(limit):
+                    return True
+                self._accepted.append(now)
+                return False
             tokens, at = self._bucket if self._bucket is not None else (burst, now)
             tokens = min(burst, tokens + (now - at) * limit)
             if tokens < 1.0:

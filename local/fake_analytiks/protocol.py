@@ -9,10 +9,11 @@ from typing import Any, Final
 
 import orjson
 
+from exporter.variants import VARIANTS
 from local.fake_analytiks.data import MAX_RANGE, Basis, parse_api_date
 
 AUDIENCE: Final = "https://gql.analytiks.ai"
-DATA_PATHS: Final = {f"/wifi/json/v{i}": f"v{i}" for i in range(1, 5)}
+DATA_PATHS: Final = {v.path: v.name for v in VARIANTS.values()}
 TOKEN_PATHS: Final = ("/oauth/token", "/")
 MAX_LOCATIONS: Final = 50
 UNAUTHORIZED: Final = "You are not authorized to query these locations"
@@ -61,7 +62,7 @@ def parse_body(variant: str, headers: Mapping[str, str], content: bytes) -> dict
         raise bad("the request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise bad("the request body must be a JSON object")
-    allowed_keys = _V3_KEYS if variant == "v3" else _V13_KEYS
+    allowed_keys = _V13_KEYS if VARIANTS[variant].selector else _V3_KEYS
     unknown = sorted(set(body) - allowed_keys)
     if unknown:
         raise bad(

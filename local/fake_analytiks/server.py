@@ -16,6 +16,7 @@ from typing import Self
 
 import orjson
 
+from exporter.variants import VARIANTS
 from local.fake_analytiks.batch import Batches
 from local.fake_analytiks.cache import CACHE_BYTES, PageCache
 from local.fake_analytiks.data import all_metrics
@@ -212,7 +213,7 @@ class FakeAnalytiks:
         body = parse_body(variant, headers, content)
         query = parse_dates(body)
         allowed = self.clients[token.client_id][1]
-        if variant == "v3":
+        if not VARIANTS[variant].selector:
             result = self._pages.answer(self, body, query, allowed)
             self._meter.add(pages_served=1)
         else:

@@ -74,7 +74,6 @@ class Canceller:
             runs = Runs(
                 deployment,
                 S3Store(self.lab.bucket, client=self.lab.s3),
-                self.lab.s3,
                 lambda: datetime.now(UTC),
             )
             try:

@@ -619,7 +619,7 @@ def test_following_rereads_only_the_windows_that_moved(cli_lab: CliLab) -> None:
             return super().get(key)
 
     deployment = Deployment(lab.bucket, "wifi/metrics", "wifi/_exports", None, "test")
-    runs = Runs(deployment, Counting(lab.bucket, client=lab.s3), lab.s3, lambda: datetime.now(UTC))
+    runs = Runs(deployment, Counting(lab.bucket, client=lab.s3), lambda: datetime.now(UTC))
     first = runs.status(run_id)
     assert len([k for k in reads if "/progress/" in k]) == 2
     reads.clear()

@@ -12,13 +12,11 @@ from typing import Any
 
 import pytest
 
-from local.contract import COLUMNS, METRIC_COLUMN
+from local.contract import LINE_COLUMNS, METRIC_COLUMN
 from local.fake_analytiks import (
     Quirks,
-    expected_rows,
     local_buckets,
     location_ids,
-    location_offset_hours,
     metric_value,
     offset_text,
 )
@@ -63,7 +61,7 @@ def values_of(row: Row) -> dict[str, int]:
 
 
 def assert_lines_are_the_schema(lab: Lab) -> None:
-    columns = {name for name, _ in COLUMNS}
+    columns = {name for name, _ in LINE_COLUMNS}
     for line in raw_lines(lab):
         assert set(line) <= columns, sorted(set(line) - columns)
 
@@ -76,66 +74,59 @@ def quirky_lab(make_lab: Callable[..., Lab]) -> Callable[..., Lab]:
     return make
 
 
-def test_local_run_answered_with_utc_keys(quirky_lab: Callable[..., Lab]) -> None:
+def failed_run(lab: Lab, event: dict[str, Any]) -> dict[str, Any]:
+    """Run an event that must fail: its one notification's body, the table untouched."""
+    before = lab.table_bytes()
+    run_id = lab.run(event)["runs"][0]["runId"]
+    notes = [n["body"] for n in lab.notifications() if n["body"]["runId"] == run_id]
+    assert [n["status"] for n in notes] == ["failed"]  # one failure notification
+    assert lab.table_bytes() == before  # nothing committed
+    key = f"{lab.env['STATE_PREFIX']}/runs/{run_id}/manifest.json"
+    assert key not in lab.list_keys(key)
+    body: dict[str, Any] = notes[0]
+    return body
+
+
+def test_local_run_answered_with_utc_keys_fails_and_loses_no_hour(
+    quirky_lab: Callable[..., Lab],
+) -> None:
+    """The API answers the local days' instants keyed in UTC ("all dates are UTC"):
+    such rows would land on other days than asked, so the run fails at the first
+    page, naming the basis and the remedy; the remedy exports every hour."""
     lab = quirky_lab(Quirks(utc_keys_for_local=True))
-    lab.configure(WINDOW_DAYS="2")  # windows 8-9, 10-11, 12: rows cross their edges
-    first = date(2023, 6, 8)
+    lab.configure(WINDOW_DAYS="2")  # windows 8-9, 10-11, 12
+    event = {"brandId": 1234, "startDate": "2023-06-08T00:00:00", "endDate": "2023-06-12"}
+    note = failed_run(lab, event)
+    assert note["timeBasis"] == "local"
+    assert "timeBasis: local" in note["error"] and "answered in UTC" in note["error"]
+    assert '"timeBasis": "utc"' in note["error"]
+    assert lab.table_bytes() == {}
+
+    # What the error says to do: the same days as UTC, every hour of them.
     manifest, note = run(
-        lab, {"brandId": 1234, "startDate": "2023-06-08T00:00:00", "endDate": "2023-06-12"}
+        lab,
+        {
+            **event,
+            "timeBasis": "utc",
+            "endDate": "2023-06-12T00:00:00Z",
+            "startDate": "2023-06-08T00:00:00Z",
+        },
     )
-    # What the API served: the local days' buckets, keyed by their UTC start.
-    run_days = {str(first + timedelta(days=n)) for n in range(5)}
-    kept: dict[tuple[int, str], dict[str, int]] = {}
-    dropped = 0
-    for row in expected_rows(1234, 120, "2023-06-08T00:00:00.000", "2023-06-12T23:59:59.999"):
-        utc = datetime.fromisoformat(row.ts) - timedelta(
-            hours=location_offset_hours(row.location_id)
-        )
-        if str(utc.date()) in run_days:
-            kept[row.location_id, f"{utc:%Y-%m-%d %H:%M:%S}"] = row.values
-        else:
-            dropped += 1  # its UTC day is not the run's: never a neighbour's partition
-    assert dropped > 0 and kept
-
-    rows = table_rows(lab)
-    assert {(r["location_id"], r["ts_text"]): values_of(r) for r in rows} == kept
-    assert len(rows) == len(kept)  # no row twice
-    assert {(r["time_basis"], r["utc_offset"]) for r in rows} == {("utc", None)}
-    assert all(r["day"] == r["ts_text"][:10] for r in rows)  # dt: the UTC date of ts
-    # Rows of one window landed on the next window's days too, and none is lost.
-    assert {r["day"] for r in rows} == run_days
-
-    mismatch = {"requested": "local", "answered": "utc", "rows": len(kept)}
-    assert manifest["timeBasisMismatch"] == note["timeBasisMismatch"] == mismatch
-    assert manifest["timeBasis"] == "local"
-    assert manifest["totals"]["rows"] == len(kept)
-    assert manifest["totals"]["droppedRowsOutsideRange"] == dropped
-    assert manifest["unknownFields"] == note["unknownFields"] == {}
     assert note["status"] == "succeeded"
-
-
-def test_utc_run_answered_with_local_keys(quirky_lab: Callable[..., Lab]) -> None:
-    lab = quirky_lab(Quirks(local_keys_for_utc=True))
-    manifest, note = run(lab, {"brandId": 777, "startDate": "2023-06-08", "endDate": "2023-06-10"})
-    run_days = {"2023-06-08", "2023-06-09", "2023-06-10"}
-    kept: dict[tuple[int, str], dict[str, int]] = {}
-    dropped = 0
-    for (loc, ts), values in expected(
-        lab.api, 777, date(2023, 6, 8), date(2023, 6, 10), "utc"
-    ).items():
-        wall = datetime.fromisoformat(ts) + timedelta(hours=location_offset_hours(loc))
-        if str(wall.date()) in run_days:
-            kept[loc, f"{wall:%Y-%m-%d %H:%M:%S}"] = values
-        else:
-            dropped += 1
-
+    want = expected(lab.api, 1234, date(2023, 6, 8), date(2023, 6, 12), "utc")
     rows = table_rows(lab)
-    assert {(r["location_id"], r["ts_text"]): values_of(r) for r in rows} == kept
-    assert {r["time_basis"] for r in rows} == {"local"}  # what keys without a suffix are
-    assert all(r["day"] == r["ts_text"][:10] for r in rows)
-    mismatch = {"requested": "utc", "answered": "local", "rows": len(kept)}
-    assert manifest["timeBasisMismatch"] == note["timeBasisMismatch"] == mismatch
-    assert manifest["totals"]["droppedRowsOutsideRange"] == dropped > 0
+    assert {(r["location_id"], r["ts_text"]): values_of(r) for r in rows} == {
+        (loc, ts.replace("T", " ")[:19]): values for (loc, ts), values in want.items()
+    }
+    assert {r["time_basis"] for r in rows} == {"utc"}
+    assert manifest["totals"]["droppedRowsOutsideRange"] == 0
+
+
+def test_utc_run_answered_with_local_keys_fails(quirky_lab: Callable[..., Lab]) -> None:
+    lab = quirky_lab(Quirks(local_keys_for_utc=True))
+    note = failed_run(lab, {"brandId": 777, "startDate": "2023-06-08", "endDate": "2023-06-10"})
+    assert "timeBasis: utc" in note["error"] and '"timeBasis": "local"' in note["error"]
+    assert lab.table_bytes() == {}
 
 
 def test_offset_keys_keep_the_autumn_nights_two_hours_apart(
@@ -178,8 +169,8 @@ def test_offset_keys_keep_the_autumn_nights_two_hours_apart(
     )
     assert {r["time_basis"] for r in rows} == {"local"}
     assert all(r["day"] == r["ts_text"][:10] for r in rows)
-    # Offsets are not a different basis: nothing to report.
-    assert manifest["timeBasisMismatch"] is note["timeBasisMismatch"] is None
+    # Offsets are not a different basis, and 25 buckets is the autumn night's count.
+    assert manifest["irregularLocalDays"] is note["irregularLocalDays"] is None
     assert manifest["totals"]["droppedRowsOutsideRange"] == 0
     assert_lines_are_the_schema(lab)
 
@@ -193,7 +184,7 @@ def test_unknown_scalar_fields_are_counted_and_the_run_succeeds(
     assert note["status"] == "succeeded"
     # One window, every location once in it: each field counted per record.
     assert manifest["unknownFields"] == note["unknownFields"] == {"locationName": 120, "open": 120}
-    assert manifest["timeBasisMismatch"] is None
+    assert manifest["irregularLocalDays"] is None
 
     want = expected(
         lab.api, 1234, date(2023, 6, 8), date(2023, 6, 9), "utc", extra_metrics=("footfallScore",)
@@ -228,3 +219,27 @@ def test_malformed_known_fields_still_fail_the_run(
     assert note["body"]["status"] == "failed"
     assert named in note["body"]["error"]
     assert lab.list_keys(lab.env["DATA_PREFIX"] + "/") == []  # nothing committed
+
+
+def test_irregular_local_days_are_reported_in_the_manifest(
+    quirky_lab: Callable[..., Lab],
+) -> None:
+    """Half-hour buckets: a local day of more buckets than any day has hours. The
+    run succeeds and its manifest counts the location-days, from the fake's model."""
+    lab = quirky_lab(Quirks(), bucket_minutes=30)
+    event = {"brandId": 777, "startDate": "2023-06-08", "endDate": "2023-06-09"}
+    manifest, note = run(lab, {**event, "timeBasis": "local"})
+    per_day: dict[tuple[str, int], int] = {}
+    for loc, ts in expected(
+        lab.api, 777, date(2023, 6, 8), date(2023, 6, 9), "local", bucket_minutes=30
+    ):
+        per_day[ts[:10], loc] = per_day.get((ts[:10], loc), 0) + 1
+    odd = sorted((day, loc, n) for (day, loc), n in per_day.items() if n > 25)
+    assert odd  # v3 leaves out zero buckets: only days of more than 25 count
+    report = manifest["irregularLocalDays"]
+    assert report == note["irregularLocalDays"]
+    assert report["locationDays"] == len(odd)
+    assert [(d["date"], d["locationId"], d["buckets"]) for d in report["listed"]] == odd[:20]
+    # The same days in UTC: no local day to count.
+    manifest, _ = run(lab, event)
+    assert manifest["irregularLocalDays"] is None

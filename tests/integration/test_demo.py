@@ -33,11 +33,17 @@ def test_demo_runs_and_cleans_up() -> None:
     owners = sorted(map(int, re.findall(r"b1234-\w+: +(\d+) locations", out)))
     assert owners[0] == 3 and 110 <= owners[1] <= 117, owners
     assert "rows counted twice: 0)" in out
-    assert out.count("wifi-export succeeded:") == 4  # backfill + selection + two nightly runs
+    # backfill + selection + the local run + two nightly runs
+    assert out.count("wifi-export succeeded:") == 5
     assert out.count("wifi-export cancelled:") == 1
     # Honest logs: no JSON log record between the demo's lines, none above INFO.
     assert '"level"' not in out and '"_aws"' not in out
     assert "0 WARNING, 0 ERROR" in out
-    assert "brand_id=1234/dt=2023-06-12" in out
-    assert "avg_dwell_min" in out and "rows in 13 partitions" in out
+    # One UTC and one local run side by side, each queried in its own basis.
+    assert "--to 2023-06-05 --local-time --follow" in out
+    assert "brand_id=1234/time_basis=utc/dt=2023-06-12" in out
+    assert "brand_id=1234/time_basis=local/dt=2023-06-05" in out
+    assert "AND time_basis = 'utc'" in out and "AND time_basis = 'local'" in out
+    assert "avg_dwell_min" in out and "utc_visits local_visits" in out
+    assert "rows in 19 partitions (brand, basis, day)" in out
     assert "Demo finished" in out

@@ -13,11 +13,11 @@ import json
 from datetime import UTC, date, datetime
 from typing import Any
 
-from local.contract import COLUMNS, METRIC_COLUMN, DataKey, parse_data_key
+from local.contract import LINE_COLUMNS, METRIC_COLUMN, DataKey, parse_data_key
 from local.fake_analytiks import reference_number
 from tests.integration.conftest import Lab, expected
 
-DATA_COLUMNS = frozenset(name for name, _ in COLUMNS)
+DATA_COLUMNS = frozenset(name for name, _ in LINE_COLUMNS)
 
 
 def table_objects(lab: Lab, brand: int) -> dict[str, DataKey]:

@@ -13,13 +13,16 @@ from typing import Any
 import pytest
 from arro3.io import read_parquet
 
+from exporter.schema import PARTITION_KEYS
 from local.fake_analytiks import location_ids
+from local.harness import _DUCK_TYPES as DUCK
 from local.harness import download_prefix, duckdb_columns
 from tests.integration.conftest import Lab, expected
 
 BRAND = 1234
 FIRST, LAST = date(2023, 6, 8), date(2023, 6, 10)
 PARQUET = "wifi/metrics_parquet"
+PARTITIONS = [key for key, _ in PARTITION_KEYS]
 
 
 @pytest.fixture
@@ -43,9 +46,10 @@ def parquet_view(lab: Lab, con: Any, name: str) -> None:
     assert download_prefix(lab.s3, lab.bucket, PARQUET + "/", dest)
     pattern = (dest / PARQUET / "**" / "*.parquet").as_posix()
     # A local path and a name of our own making, not input: no injection.
+    hive = ", ".join(f"'{key}': '{DUCK[kind]}'" for key, kind in PARTITION_KEYS)
     con.execute(
         f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{pattern}', "  # noqa: S608
-        "hive_partitioning=true, hive_types={'brand_id': 'BIGINT', 'dt': 'DATE'})"
+        f"hive_partitioning=true, hive_types={{{hive}}})"
     )
 
 
@@ -55,7 +59,7 @@ def duckdb_rows(lab: Lab) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
     parquet_view(lab, con, "pq")
     # MAP values compared as text; both tables typed the same way.
     names = [n if n != "extra" else "CAST(extra AS VARCHAR)" for n in duckdb_columns()]
-    select = f"SELECT {', '.join([*names, 'brand_id', 'dt'])} FROM"
+    select = f"SELECT {', '.join([*names, *PARTITIONS])} FROM"
     json_rows = con.execute(f"{select} metrics ORDER BY ALL").fetchall()
     pq_rows = con.execute(f"{select} pq ORDER BY ALL").fetchall()
     types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE pq)").fetchall())
@@ -64,17 +68,24 @@ def duckdb_rows(lab: Lab) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
 
 def arro3_rows(lab: Lab) -> list[tuple[Any, ...]]:
-    """The Parquet table's rows as arro3 reads them, with the partition's brand and day."""
+    """The Parquet table's rows as arro3 reads them, with the partition keys of the path."""
     out: list[tuple[Any, ...]] = []
     columns = list(duckdb_columns())
     for key in parquet_keys(lab):
-        brand = int(key.split("brand_id=")[1].split("/")[0])
-        day = date.fromisoformat(key.split("dt=")[1].split("/")[0])
+        path = dict(part.split("=", 1) for part in key.split("/") if "=" in part)
+        keys = [
+            int(path[k])
+            if k == "brand_id"
+            else date.fromisoformat(path[k])
+            if k == "dt"
+            else path[k]
+            for k in PARTITIONS
+        ]
         body = lab.s3.get_object(Bucket=lab.bucket, Key=key)["Body"].read()
         for batch in read_parquet(io.BytesIO(body)):
             assert batch.schema.names == columns
             values = [batch.column(name).to_pylist() for name in columns]
-            out.extend((*row, brand, day) for row in zip(*values, strict=True))
+            out.extend((*row, *keys) for row in zip(*values, strict=True))
     return sorted(out, key=repr)
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -102,6 +103,37 @@ def test_the_fake_answers_429_above_its_rate_limit_and_counts_arrivals(
     assert fake_api.stats.faults["rate-limit"] == sum(1 for s, _ in answers if s == 429)
     fake_api.faults.rate_limit = None  # off again: no limit
     assert all(post(fake_api, token)[0] == 200 for _ in range(5))
+
+
+def test_the_fakes_sliding_limiter_allows_so_many_in_any_second(fake_api: FakeAnalytiks) -> None:
+    """Stricter than the bucket: no burst on top of a second's worth, ever."""
+    fake_api.faults.rate_limit = 3.0
+    fake_api.faults.rate_limit_sliding = True
+    token = fake_api.issue_token()
+    started = time.monotonic()
+    answers = [post(fake_api, token)[0] for _ in range(6)]
+    if time.monotonic() - started < 1.0:  # all inside one second: 3 served, 3 refused
+        assert answers == [200] * 3 + [429] * 3
+    time.sleep(1.05)  # the window has moved on: three more
+    assert [post(fake_api, token)[0] for _ in range(3)] == [200] * 3
+    assert fake_api.stats.faults["rate-limit"] == answers.count(429)
+
+
+def test_a_429_slows_the_containers_pacer_and_holds_it_for_the_retry_after(
+    fake_api: FakeAnalytiks,
+) -> None:
+    slots = Slots()
+    pacer = Pacer(4.0, clock=slots.clock, sleep=slots.sleep)
+    fake_api.faults.retry_after = 2
+    fake_api.faults.queue.append("429")
+    sleeps = Sleeps()
+    c = client(fake_api, sleeps=sleeps, pacer=pacer)
+    assert walk(c) == 3
+    assert pacer.spacing.cuts == 1 and sleeps == [2.0]
+    # The transport's sleep is a fake here, so the pacer's own hold shows: the retry
+    # waits the 2 s of Retry-After, the two pages after it more than the 0.25 s of 4/s.
+    assert slots.slept[0] == pytest.approx(2.0)
+    assert len(slots.slept) == 3 and all(wait > 0.25 for wait in slots.slept[1:])
 
 
 def test_latency_is_a_floor_of_the_whole_answer(fake_api: FakeAnalytiks) -> None:

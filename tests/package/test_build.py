@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from packaging.utils import canonicalize_name
 
-from local.contract import COLUMNS, METRIC_COLUMN, parse_data_key
+from local.contract import LINE_COLUMNS, METRIC_COLUMN, parse_data_key
 from local.fake_analytiks import expected_rows, reference_number
 from local.resources import clients, provision, read_notifications
 from tests.template.cfn_yaml import load
@@ -297,7 +297,7 @@ def test_built_handler_exports_an_on_demand_range(
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         for line in gzip.decompress(body).splitlines():
             row = json.loads(line)
-            assert set(row) <= {name for name, _ in COLUMNS}, sorted(row)
+            assert set(row) <= {name for name, _ in LINE_COLUMNS}, sorted(row)
             assert row["ts"][:10] == part.dt and row["run_id"] == run_id
             assert (row["location_id"], row["ts"]) not in rows, "a row twice"
             rows[row["location_id"], row["ts"]] = row

@@ -472,6 +472,23 @@ def test_glue_columns_are_the_schema(table: dict[str, Any]) -> None:
     assert columns == schema.COLUMNS
     partitions = tuple((c["Name"], c["Type"]) for c in table["PartitionKeys"])
     assert partitions == schema.PARTITION_KEYS
+    # Glue refuses a data column that shares a partition key's name.
+    assert not {name for name, _ in columns} & {name for name, _ in partitions}
+
+
+def test_a_query_must_choose_a_time_basis(table: dict[str, Any]) -> None:
+    """`utc` and `local` rows are two datasets: with an injected projection, Athena
+    refuses a query that does not pin time_basis, so no query adds both up."""
+    params = table["Parameters"]
+    assert [c["Name"] for c in table["PartitionKeys"]] == ["brand_id", "time_basis", "dt"]
+    assert params["projection.time_basis.type"] == "injected"
+    # Nothing else could project it: an enum or a range would let a query read both.
+    assert not any(
+        k.startswith("projection.time_basis.") and k.endswith((".values", ".range")) for k in params
+    )
+    # Each basis has folders of its own, below the brand's (docs/contracts.md, "S3 layout").
+    template = params["storage.location.template"]["Fn::Sub"][0]
+    assert "/brand_id=${!brand_id}/time_basis=${!time_basis}/dt=${!dt}/" in template
 
 
 def test_glue_table_reads_gzip_json_lines(table: dict[str, Any]) -> None:
@@ -491,6 +508,7 @@ def test_partition_projection(table: dict[str, Any]) -> None:
     assert params["classification"] == "json"
     assert params["projection.enabled"] == "true"
     assert params["projection.brand_id.type"] == "injected"
+    assert params["projection.time_basis.type"] == "injected"
     assert params["projection.dt.type"] == "date"
     assert params["projection.dt.format"] == "yyyy-MM-dd"
     # Every day an on-demand run accepts is a projected partition: from the earliest
@@ -503,7 +521,7 @@ def test_partition_projection(table: dict[str, Any]) -> None:
     # ${!x} is the !Sub escape for a literal ${x} that Athena fills in.
     assert params["storage.location.template"] == {
         "Fn::Sub": [
-            "s3://${Bucket}/${DataPrefix}/brand_id=${!brand_id}/dt=${!dt}/",
+            "s3://${Bucket}/${DataPrefix}/brand_id=${!brand_id}/time_basis=${!time_basis}/dt=${!dt}/",
             {"Bucket": BUCKET},
         ]
     }
@@ -529,6 +547,8 @@ def test_athena_workgroup_and_named_queries(resources: dict[str, Any]) -> None:
         assert "FROM wifi_metrics" in sql
         # Injected projection: a query without a brand_id filter fails in Athena.
         assert "WHERE brand_id = " in sql
+        # ... and without a time basis: each named query chooses one.
+        assert len(re.findall(r"AND time_basis = '(?:utc|local)'", sql)) == 1, query["Name"]
         assert "dt BETWEEN DATE" in sql
     text = " ".join(q["QueryString"] for q in queries)
     for column in ("under_15_mins", "over_60_mins", "visits", "lag("):

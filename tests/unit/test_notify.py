@@ -52,7 +52,7 @@ def test_success_names_partitions_totals_and_the_manifest() -> None:
         "api": {"calls": 3, "retries": 1, "pages": 2},
         # A manifest from before these reports existed reads as "nothing to report".
         "unknownFields": {},
-        "timeBasisMismatch": None,
+        "irregularLocalDays": None,
         "durationSeconds": 4.5,
         "manifest": "s3://b/m.json",
         "error": None,
@@ -60,18 +60,21 @@ def test_success_names_partitions_totals_and_the_manifest() -> None:
 
 
 def test_success_reports_what_the_api_sent_beyond_its_document() -> None:
-    mismatch = {"requested": "local", "answered": "utc", "rows": 2880}
+    irregular = {
+        "locationDays": 1,
+        "listed": [{"date": "2023-10-29", "locationId": 7, "buckets": 22}],
+    }
     manifest = {
         "partitions": [],
         "totals": {"rows": 2880, "objects": 1, "bytes": 900, "partitions": 2},
         "api": {"calls": 3, "retries": 0, "pages": 3},
         "unknownFields": {"locationName": 120},
-        "timeBasisMismatch": mismatch,
+        "irregularLocalDays": irregular,
         "durationSeconds": 4.5,
     }
     _, body = notify.success_message(PLAN, manifest, "s3://b/m.json")
     assert body["unknownFields"] == {"locationName": 120}
-    assert body["timeBasisMismatch"] == mismatch
+    assert body["irregularLocalDays"] == irregular
 
 
 def test_failure_says_nothing_was_committed() -> None:

@@ -106,7 +106,8 @@ def test_encode_writes_typed_zstd_rows_that_duckdb_reads_back(tmp_path: Path) ->
         (1, None, datetime(2023, 6, 1, 10), 7, 120000, {"fooBar": 3}, None),
         (2, "0f0e", datetime(2023, 6, 1, 23), 0, None, None, "+02:00"),
     ]
-    assert rows_of(body)[1]["time_basis"] == "local"
+    # A partition key (in the object's path), not a column of the file, as in Glue.
+    assert "time_basis" not in rows_of(body)[1]
 
 
 def test_encode_of_no_rows_is_none() -> None:
@@ -178,7 +179,8 @@ def test_a_run_commits_one_parquet_object_per_day_with_the_json_rows(settings: S
     run_all(ctx, queue)
     objects = parquet_objects(store)
     assert sorted(objects) == [
-        f"wifi/metrics_parquet/brand_id=5/dt=2023-06-0{d}/part.parquet" for d in (1, 2, 3)
+        f"wifi/metrics_parquet/brand_id=5/time_basis=utc/dt=2023-06-0{d}/part.parquet"
+        for d in (1, 2, 3)
     ]
     for key, body in objects.items():
         partition = key.replace("metrics_parquet", "metrics").removesuffix("part.parquet")
@@ -232,7 +234,7 @@ def test_a_commit_out_of_time_keeps_its_rebuilt_days_and_the_next_holder_does_th
     (started,) = plan_runs(ctx, request(date(2023, 6, 1), date(2023, 6, 10)))
     enqueue_windows(ctx, started)
     run_all(ctx, queue)
-    plan = ctx.plan(started.run_id)
+    plan = ctx.ledger.plan(started.run_id)
     keys = ctx.keys(plan)
     # As if the holder had died before any Parquet rebuild: no objects, no marks.
     store.delete([k for k in list(store.objects) if "metrics_parquet/" in k or "/parquet/" in k])
@@ -258,6 +260,7 @@ def test_a_commit_out_of_time_keeps_its_rebuilt_days_and_the_next_holder_does_th
     ]
     assert [k for k in puts if k.endswith(".parquet")] == []  # those two have no rows
     assert sorted(parquet_objects(store)) == [
-        f"wifi/metrics_parquet/brand_id=5/dt=2023-06-0{d}/part.parquet" for d in (1, 6)
+        f"wifi/metrics_parquet/brand_id=5/time_basis=utc/dt=2023-06-0{d}/part.parquet"
+        for d in (1, 6)
     ]
     assert keys.committed in store.objects

@@ -1,19 +1,18 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from exporter.errors import MalformedResponse
+from exporter.errors import BasisMismatch, MalformedResponse
 from exporter.rows import MAX_FIELD_NAME, RowShaper
-from local.contract import COLUMNS, METRIC_COLUMN
+from local.contract import LINE_COLUMNS, METRIC_COLUMN
 
 DAYS = [date(2023, 6, 8), date(2023, 6, 9)]
-RUN_DAYS = [*DAYS, date(2023, 6, 10)]
 
 
 def shape(
@@ -68,7 +67,7 @@ def test_columns_come_in_table_order() -> None:
     record.update({api: {key: n + 1} for n, api in enumerate(METRIC_COLUMN)})
     record["zzz"] = {key: 1}
     (row,) = shape([record], basis="local")["2023-06-09"]
-    assert list(row) == [name for name, _ in COLUMNS]
+    assert list(row) == [name for name, _ in LINE_COLUMNS]
     # Each metric in its own column: the value n + 1 was given to the n-th API name.
     assert [row[column] for column in METRIC_COLUMN.values()] == list(
         range(1, len(METRIC_COLUMN) + 1)
@@ -123,76 +122,93 @@ def test_malformed_pages_are_refused(data: Any, problem: str) -> None:
         RowShaper("20230608T000000000Z-b1-0123abcd", "utc", DAYS).shape(data)
 
 
-def test_utc_keys_in_a_local_request_are_labelled_utc_and_counted() -> None:
-    shaper = RowShaper("20230608T000000000Z-b1-0123abcd", "local", DAYS, run_days=RUN_DAYS)
-    page = shaper.shape(
-        [
-            {
-                "locationId": 1,
-                "visits": {
-                    "2023-06-08T22:00:00Z": 1,  # in the window
-                    "2023-06-10T01:00:00Z": 2,  # the next window's day, still the run's
-                    "2023-06-11T01:00:00Z": 3,  # outside the run: dropped
-                    "2023-06-09T09:00:00": 4,  # a local key as asked
-                },
-            }
-        ]
-    )
-    rows = {row["ts"]: row for lines in page.lines.values() for row in map(json.loads, lines)}
-    assert {ts: (row["time_basis"], row["visits"]) for ts, row in rows.items()} == {
-        "2023-06-08 22:00:00": ("utc", 1),
-        "2023-06-10 01:00:00": ("utc", 2),
-        "2023-06-09 09:00:00": ("local", 4),
-    }
-    assert sorted(page.rows.items()) == [("2023-06-08", 1), ("2023-06-09", 1), ("2023-06-10", 1)]
-    assert all("utc_offset" not in row for row in rows.values())
-    assert (page.mismatched_rows, page.dropped_rows) == (2, 1)
+@pytest.mark.parametrize(
+    ("basis", "key", "advice"),
+    [
+        ("local", "2023-06-08T22:00:00Z", '"timeBasis": "utc"'),  # "all dates are UTC"
+        ("utc", "2023-06-08T10:00:00", '"timeBasis": "local"'),
+        ("utc", "2023-06-08T10:00:00+02:00", '"timeBasis": "local"'),
+    ],
+)
+def test_a_key_in_the_other_basis_fails_the_page(basis: str, key: str, advice: str) -> None:
+    """Its row would mean another hour than its partition's: nothing is written,
+    and the error names both bases and what to run instead."""
+    shaper = RowShaper("20230608T000000000Z-b1-0123abcd", basis, DAYS)  # type: ignore[arg-type]
+    own = "2023-06-08T09:00:00" if basis == "local" else "2023-06-08T09:00:00Z"
+    with pytest.raises(BasisMismatch) as raised:
+        shaper.shape([{"locationId": 1, "visits": {own: 4, key: 1}}])
+    message = str(raised.value)
+    assert f"timeBasis: {basis}" in message and advice in message
+    assert "nothing is committed" in message and key in message
 
 
 def test_rows_in_the_runs_basis_stay_in_the_window() -> None:
     # A key of the run's own basis outside the window is the API answering for days
     # another window asks for: writing it here would count it twice.
-    page = RowShaper("20230608T000000000Z-b1-0123abcd", "local", DAYS, run_days=RUN_DAYS).shape(
+    page = RowShaper("20230608T000000000Z-b1-0123abcd", "local", DAYS).shape(
         [{"locationId": 1, "visits": {"2023-06-10T01:00:00": 1}}]
     )
-    assert (page.lines, page.dropped_rows, page.mismatched_rows) == ({}, 1, 0)
-
-
-def test_keys_without_suffix_in_a_utc_request_are_labelled_local() -> None:
-    out = shape([{"locationId": 1, "visits": {"2023-06-08T10:00:00": 5}}])
-    assert [(r["ts"], r["time_basis"]) for r in out["2023-06-08"]] == [
-        ("2023-06-08 10:00:00", "local")
-    ]
-    page = RowShaper("20230608T000000000Z-b1-0123abcd", "utc", DAYS).shape(
-        [{"locationId": 1, "visits": {"2023-06-08T10:00:00": 5, "2023-06-08T11:00:00Z": 6}}]
-    )
-    assert page.mismatched_rows == 1
+    assert (page.lines, page.dropped_rows) == ({}, 1)
 
 
 @pytest.mark.parametrize(
-    ("basis", "key", "time_basis", "offset", "mismatched"),
+    ("basis", "key", "offset"),
     [
-        ("utc", "2023-06-08T10:00:00+00:00", "utc", None, 0),  # UTC, spelt with an offset
-        ("utc", "2023-06-08T10:00:00+0000", "utc", None, 0),
-        ("utc", "2023-06-08T10:00:00+02:00", "local", "+02:00", 1),
-        ("local", "2023-06-08T10:00:00+00:00", "local", "+00:00", 0),  # London in winter
-        ("local", "2023-06-08T10:00:00-0330", "local", "-03:30", 0),
-        ("local", "2023-06-08T10:00:00.000+14:00", "local", "+14:00", 0),
-        ("local", "2023-06-08T10:00:00-00:00", "local", "+00:00", 0),
+        ("utc", "2023-06-08T10:00:00+00:00", None),  # UTC, spelt with an offset
+        ("utc", "2023-06-08T10:00:00+0000", None),
+        ("local", "2023-06-08T10:00:00+00:00", "+00:00"),  # London in winter
+        ("local", "2023-06-08T10:00:00-0330", "-03:30"),
+        ("local", "2023-06-08T10:00:00.000+14:00", "+14:00"),
+        ("local", "2023-06-08T10:00:00-00:00", "+00:00"),
     ],
 )
-def test_explicit_offsets_are_kept(
-    basis: str, key: str, time_basis: str, offset: str | None, mismatched: int
-) -> None:
+def test_explicit_offsets_are_kept(basis: str, key: str, offset: str | None) -> None:
     shaper = RowShaper("20230608T000000000Z-b1-0123abcd", basis, DAYS)  # type: ignore[arg-type]
     page = shaper.shape([{"locationId": 1, "visits": {key: 5}}])
     (row,) = [json.loads(line) for line in page.lines["2023-06-08"]]
     assert (row["ts"], row["time_basis"], row.get("utc_offset")) == (
         "2023-06-08 10:00:00",
-        time_basis,
+        basis,
         offset,
     )
-    assert page.mismatched_rows == mismatched
+
+
+def _day(hours: int, start: int = 0) -> dict[str, int]:
+    """A local day's hourly keys from `start`, wrapping into the next day past 23."""
+    keys = [datetime(2023, 10, 29) + timedelta(hours=start + h) for h in range(hours)]
+    return {f"{k:%Y-%m-%dT%H:00:00}": 1 for k in keys}
+
+
+@pytest.mark.parametrize(
+    ("zero_filled", "hours", "reported"),
+    [
+        (True, 24, False),
+        (True, 23, False),  # the spring night
+        (True, 22, True),  # hours missing from a series that should hold them all
+        (False, 22, False),  # v1-v3 leave out zero hours: short days are normal
+        (False, 24, False),
+    ],
+)
+def test_irregular_local_days_are_reported(zero_filled: bool, hours: int, reported: bool) -> None:
+    shaper = RowShaper(
+        "20231029T000000000Z-b1-0123abcd", "local", [date(2023, 10, 29)], zero_filled=zero_filled
+    )
+    page = shaper.shape([{"locationId": 7, "visits": _day(hours)}])
+    assert page.irregular_days == ([("2023-10-29", 7, hours)] if reported else [])
+
+
+def test_more_buckets_than_hours_in_a_day_are_reported_and_utc_days_never() -> None:
+    half_hours = {f"2023-10-29T{h // 2:02d}:{h % 2 * 30:02d}:00": 1 for h in range(48)}
+    days = [date(2023, 10, 29)]
+    page = RowShaper("20231029T000000000Z-b1-0123abcd", "local", days).shape(
+        [{"locationId": 7, "visits": half_hours}, {"locationId": 8, "visits": _day(24)}]
+    )
+    assert page.irregular_days == [("2023-10-29", 7, 48)]
+    utc = {f"{k}Z": v for k, v in half_hours.items()}
+    page = RowShaper("20231029T000000000Z-b1-0123abcd", "utc", days, zero_filled=True).shape(
+        [{"locationId": 7, "visits": utc}]
+    )
+    assert page.irregular_days == []
 
 
 def test_the_autumn_hour_that_happens_twice_stays_two_rows() -> None:
@@ -213,7 +229,6 @@ def test_the_autumn_hour_that_happens_twice_stays_two_rows() -> None:
         ("2023-10-29 03:00:00", "+01:00", 4),
     ]
     assert {r["time_basis"] for r in rows} == {"local"}
-    assert page.mismatched_rows == 0
 
 
 def test_unknown_non_metric_fields_are_counted_not_kept() -> None:
@@ -248,14 +263,14 @@ def test_unknown_non_metric_fields_are_counted_not_kept() -> None:
         (1, 1, {"footfallScore": 7}),
         (2, 2, {"footfallScore": 7}),
     ]
-    assert all(set(r) <= {name for name, _ in COLUMNS} for r in rows)
+    assert all(set(r) <= {name for name, _ in LINE_COLUMNS} for r in rows)
 
 
 def test_a_page_without_surprises_reports_none() -> None:
     page = RowShaper("20230608T000000000Z-b1-0123abcd", "utc", DAYS).shape(
         [{"locationId": 1, "referenceNumber": "r", "visits": {"2023-06-08T10:00:00Z": 1}}]
     )
-    assert (page.unknown_fields, page.mismatched_rows, page.dropped_rows) == ({}, 0, 0)
+    assert (page.unknown_fields, page.irregular_days, page.dropped_rows) == ({}, [], 0)
 
 
 names = st.sampled_from([*METRIC_COLUMN, "mystery", 'we"ird\\name'])
@@ -338,21 +353,24 @@ def expected_row(basis: str, key: str) -> tuple[str, str, str | None]:
 )
 def test_every_key_is_one_row_or_one_drop(basis: str, series: dict[str, int]) -> None:
     """Whatever mix of key forms the API sends, each key is one row (told apart by
-    ts, basis and offset) or one dropped row: rows in the run's basis only on the
-    window's days, rows in the other basis on any of the run's days."""
+    ts and offset) or one dropped row, rows only on the window's days; one key in
+    the other basis fails the page instead (nothing of it is written)."""
     identities = [expected_row(basis, key) for key in series]
     assume(len(set(identities)) == len(identities))  # one bucket spelt twice: refused above
-    window, run = {str(d) for d in DAYS}, {str(d) for d in RUN_DAYS}
+    window = {str(d) for d in DAYS}
     kept = {
         (*identity, value)
         for identity, value in zip(identities, series.values(), strict=True)
-        if identity[0][:10] in (window if identity[1] == basis else run)
+        if identity[0][:10] in window
     }
-    page = RowShaper("20230608T000000000Z-b1-0123abcd", basis, DAYS, run_days=RUN_DAYS).shape(  # type: ignore[arg-type]
-        [{"locationId": 1, "visits": series}]
-    )
+    shaper = RowShaper("20230608T000000000Z-b1-0123abcd", basis, DAYS)  # type: ignore[arg-type]
+    if any(identity[1] != basis for identity in identities):
+        with pytest.raises(BasisMismatch):
+            shaper.shape([{"locationId": 1, "visits": series}])
+        return
+    page = shaper.shape([{"locationId": 1, "visits": series}])
     rows = [(dt, json.loads(line)) for dt, lines in page.lines.items() for line in lines]
     assert {(r["ts"], r["time_basis"], r.get("utc_offset"), r["visits"]) for _, r in rows} == kept
     assert len(rows) == len(kept) and page.dropped_rows == len(series) - len(kept)
     assert all(r["ts"][:10] == dt for dt, r in rows)
-    assert page.mismatched_rows == sum(r["time_basis"] != basis for _, r in rows)
+    assert all(r["time_basis"] == basis for _, r in rows)

@@ -99,7 +99,7 @@ def test_newest_run_owns_a_partition_whatever_the_commit_order(settings: Setting
     newer = plan_runs(ctx, request(date(2023, 6, 1), date(2023, 6, 1), "b", NOW.replace(second=1)))[
         0
     ]
-    store.put("wifi/metrics/brand_id=5/dt=2023-06-01/uploaded-by-hand.json.gz", b"")
+    store.put("wifi/metrics/brand_id=5/time_basis=utc/dt=2023-06-01/uploaded-by-hand.json.gz", b"")
     enqueue_windows(ctx, newer)
     run_all(ctx, queue)  # the newer run commits first
     enqueue_windows(ctx, older)

@@ -33,7 +33,7 @@ def test_no_selector_is_a_whole_brand_export() -> None:
 )
 def test_the_options_choose_the_api_variant(fields: dict[str, Any], variant: str) -> None:
     selection = parse(locations=[1, 2], **fields)
-    assert selection == Selection("locations", (1, 2), variant)  # type: ignore[arg-type]
+    assert selection == Selection("locations", (1, 2), variant)
 
 
 def test_each_selector_and_its_request_body() -> None:

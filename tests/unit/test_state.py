@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exporter.errors import InvalidTask
+from exporter.run.counters import MAX_UNKNOWN_FIELDS, OTHER_FIELDS, Counters
 from exporter.run.keys import Layout, run_id_of_data_object
 from exporter.run.records import StepRecord, Task, make_run_id
-from exporter.run.totals import MAX_UNKNOWN_FIELDS, OTHER_FIELDS, Totals
 
 RUN = make_run_id(datetime(2023, 6, 8, 1, 2, 3, 456789, tzinfo=UTC), 1234, "request")
 
@@ -86,13 +86,13 @@ def test_invalid_tasks_are_refused(body: str, problem: str) -> None:
 
 def test_keys_stay_under_their_prefixes() -> None:
     layout = Layout("state", "data")
-    keys = layout.run(RUN, 1234)
+    keys = layout.run(RUN, 1234, "utc")
     assert keys.data_object(2, 7, "2023-06-08") == (
-        f"data/brand_id=1234/dt=2023-06-08/{RUN}-w2-s7.json.gz"
+        f"data/brand_id=1234/time_basis=utc/dt=2023-06-08/{RUN}-w2-s7.json.gz"
     )
     assert keys.staged(2, 7, "abc", "2023-06-08").startswith(f"state/runs/{RUN}/staged/")
     assert run_id_of_data_object(keys.data_object(2, 7, "2023-06-08")) == RUN
-    assert run_id_of_data_object("data/brand_id=1/dt=2023-06-08/user-upload.json.gz") is None
+    assert run_id_of_data_object("data/brand_id=1/time_basis=utc/dt=2023-06-08/x.json.gz") is None
     with pytest.raises(InvalidTask):
         layout.run("../x", 1)
     with pytest.raises(InvalidTask):
@@ -110,24 +110,33 @@ def test_step_records_from_before_the_api_reports_still_read() -> None:
         "finishedAt": "2023-07-01T03:30:00Z",
     }
     record = StepRecord.from_json(json.dumps(old).encode())
-    assert record.totals == Totals(rows=5, bytes=9, pages=1, api_calls=1)
-    assert (record.totals.mismatched_rows, record.totals.unknown_fields) == (0, {})
+    assert record.totals == Counters(rows=5, bytes=9, pages=1, api_calls=1)
+    assert (record.totals.irregular_location_days, record.totals.unknown_fields) == (0, {})
+    assert record.totals.irregular_days == []
     # ... and the new counters survive the round trip.
-    new = replace(record, totals=Totals(rows=5, mismatched_rows=3, unknown_fields={"a": 2}))
+    new = replace(
+        record,
+        totals=Counters(
+            rows=5,
+            irregular_location_days=3,
+            unknown_fields={"a": 2},
+            irregular_days=[["2023-10-29", 7, 22]],
+        ),
+    )
     assert StepRecord.from_json(new.to_json()).totals == new.totals
 
 
 @pytest.mark.parametrize("unknown", [[], {"a": -1}, {"a": True}, {"a": "1"}, {"a": 1.5}], ids=repr)
 def test_malformed_unknown_field_counts_are_refused(unknown: object) -> None:
     with pytest.raises(InvalidTask, match="unknown_fields"):
-        Totals.from_dict({"rows": 1, "unknown_fields": unknown})
+        Counters.from_dict({"rows": 1, "unknown_fields": unknown})
 
 
 def test_unknown_field_names_are_capped_across_steps() -> None:
-    total = Totals()
+    total = Counters()
     for step in range(3):
         names = {f"field{step}_{n}": 1 for n in range(MAX_UNKNOWN_FIELDS // 2)}
-        total.add(Totals(unknown_fields={**names, "locationName": 10}))
+        total.add(Counters(unknown_fields={**names, "locationName": 10}))
     assert len(total.unknown_fields) == MAX_UNKNOWN_FIELDS + 1
     assert total.unknown_fields["locationName"] == 30
     assert total.unknown_fields[OTHER_FIELDS] == 3 * (MAX_UNKNOWN_FIELDS // 2) - (

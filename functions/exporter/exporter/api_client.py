@@ -32,6 +32,7 @@ from exporter.errors import (
 from exporter.http_transport import RetryPolicy, Transport, Unauthorized
 from exporter.pacing import Pacer
 from exporter.ports import CallStats, Credentials
+from exporter.variants import V3, selection_variant
 
 _TOKEN_REFRESH_MARGIN_S: Final = 300.0
 # RFC 6750 section 2.1: b64token. A token with other characters (CR/LF above all)
@@ -73,7 +74,7 @@ class AnalytiksClient:
         pacer: Pacer | None = None,
     ) -> None:
         self._api_url = api_url
-        self._v3_url = f"{api_url}/wifi/json/v3"
+        self._v3_url = f"{api_url}{V3.path}"
         self._token_url = token_url
         self._audience = audience
         self._credentials_source = credentials
@@ -142,9 +143,9 @@ class AnalytiksClient:
         remaining_s: Callable[[], float],
     ) -> tuple[list[Any], str | None]:
         """One v3 page: (records, next cursor or None)."""
-        request: dict[str, Any] = {"startDate": start, "endDate": end, "brandId": brand_id}
-        if cursor is not None:
-            request["cursor"] = cursor
+        request = V3.body(
+            start, end, brandId=brand_id, **({} if cursor is None else {"cursor": cursor})
+        )
         what = f"v3 page for brand {brand_id}"
         try:
             payload = self._authorized(self._v3_url, json_codec.dumps(request), remaining_s, what)
@@ -162,32 +163,30 @@ class AnalytiksClient:
         end: str,
         remaining_s: Callable[[], float],
     ) -> tuple[list[Any], tuple[int | str, ...]]:
-        """One v1 / v2 / v4 request: (records, ids the API refused)."""
-        if variant not in ("v1", "v2", "v4"):
-            raise ValueError(f"not a batch variant: {variant!r}")
-        body = json_codec.dumps({"startDate": start, "endDate": end, **selector})
-        what = f"{variant} batch"
-        url = f"{self._api_url}/wifi/json/{variant}"
+        """One request of a selection variant (v1, v2, v4): (records, ids the API refused)."""
+        api = selection_variant(variant)
+        body = json_codec.dumps(api.body(start, end, **selector))
+        what = f"{api.name} batch"
         try:
-            payload = self._authorized(url, body, remaining_s, what)
+            payload = self._authorized(f"{self._api_url}{api.path}", body, remaining_s, what)
         except Unauthorized as refusal:
             refused = refused_ids(refusal.payload)
-            if variant == "v2":
+            if api.skips_refused:
                 # v2 answers 401 when every id of the request is refused: for one
                 # batch of a larger selection that is a partial result, not an error.
                 return [], refused or selector_ids(selector)
             named = ", ".join(map(str, refused[:20])) + (" ..." if len(refused) > 20 else "")
             raise ApiRejected(
-                f"API: {variant} refused the request (401): not authorized for "
+                f"API: {api.name} refused the request (401): not authorized for "
                 + (f"{len(refused)} id(s): {named}" if refused else "these ids")
                 + "; nothing is committed (skipUnauthorized exports the authorized ones)"
             ) from None
-        if variant != "v2":
+        if api.answer == "records":
             if not isinstance(payload, list):
-                raise MalformedResponse(f"{variant} answer is not a list of records")
+                raise MalformedResponse(f"{api.name} answer is not a list of records")
             return payload, ()
         if not isinstance(payload, dict) or not isinstance(payload.get("successes"), list):
-            raise MalformedResponse("v2 answer is not an object with a 'successes' list")
+            raise MalformedResponse(f"{api.name} answer is not an object with a 'successes' list")
         return payload["successes"], refused_ids(payload.get("failures"))
 
     def _authorized(

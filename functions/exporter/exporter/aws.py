@@ -145,11 +145,11 @@ class S3Store:
             for item in page.get("Contents", []):
                 yield item["Key"]
 
-    def list_versions(self, prefix: str) -> Iterator[tuple[str, str]]:
+    def list_tagged(self, prefix: str) -> Iterator[tuple[str, str]]:
         paginator = self._client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             for item in page.get("Contents", []):
-                yield item["Key"], item["ETag"]
+                yield item["Key"], item.get("ETag", "")
 
     def copy(self, source_key: str, target_key: str) -> None:
         self._client.copy_object(

@@ -56,3 +56,12 @@ class OutOfTime(TransientError):
     Not a failure of the API: a step that already walked pages checkpoints
     here as planned (logged at INFO), and the next invocation goes on.
     """
+
+
+class BasisMismatch(MalformedResponse):
+    """The API answered a request in the other time basis than the one asked for.
+
+    Each basis is a dataset of its own (docs/decisions.md, "One dataset per time
+    basis"): such rows would mean other hours than their partition's, so the run
+    fails at the first such page and commits nothing.
+    """

@@ -4,7 +4,8 @@ One urllib3 pool per process, explicit timeouts, and retries with capped
 exponential backoff and full jitter for what the design calls transient
 (429 honouring Retry-After, 5xx, resets, timeouts, truncated bodies). Every
 wait is bounded by the time the invocation has left, so a retry never runs
-past the Lambda deadline; a 429 storm is handed to the queue (`Throttled`).
+past the Lambda deadline; a 429 slows the container's pacer down
+(`exporter.pacing`), a 429 storm is handed to the queue (`Throttled`).
 """
 
 from __future__ import annotations
@@ -192,6 +193,13 @@ class Transport:
                     throttled += 1
                     asked = header_seconds(response.headers.get("Retry-After"))
                     hint = asked if asked is not None else self._backoff(attempt)
+                    if pace is not None:
+                        # The container slows down (and holds off for the Retry-After,
+                        # as long as an invocation may wait): its other threads and
+                        # later steps too, not just this request's retry.
+                        pace.throttled(
+                            None if asked is None else min(asked, policy.max_inline_wait_s)
+                        )
                     if (
                         throttled >= policy.max_throttled_attempts
                         or hint > policy.max_inline_wait_s

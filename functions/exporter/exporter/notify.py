@@ -36,7 +36,7 @@ def success_message(
         "api": manifest["api"],
         # What the API sent beyond its document; absent from older manifests.
         "unknownFields": manifest.get("unknownFields", {}),
-        "timeBasisMismatch": manifest.get("timeBasisMismatch"),
+        "irregularLocalDays": manifest.get("irregularLocalDays"),
         "durationSeconds": manifest["durationSeconds"],
         "manifest": manifest_uri,
         "error": None,

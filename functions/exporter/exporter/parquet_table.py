@@ -147,4 +147,4 @@ def _arrow_type(glue: str) -> DataType:
 
 
 def _versions(store: ObjectStore, partition: str, ours: Callable[[str], bool]) -> Versions:
-    return {key: tag for key, tag in store.list_versions(partition) if ours(key)}
+    return {key: tag for key, tag in store.list_tagged(partition) if ours(key)}

@@ -96,8 +96,8 @@ class ObjectStore(Protocol):
 
     def list_keys(self, prefix: str) -> Iterator[str]: ...
 
-    def list_versions(self, prefix: str) -> Iterator[tuple[str, str]]:
-        """(key, version tag) under `prefix`: the tags `get_versioned` would return."""
+    def list_tagged(self, prefix: str) -> Iterator[tuple[str, str]]:
+        """(key, version tag) of every object under `prefix`: what changed since a read."""
         ...
 
     def copy(self, source_key: str, target_key: str) -> None: ...

@@ -11,8 +11,12 @@ What the API may do beyond its document (docs/decisions.md, "Rows and files"):
 * a time key's own form decides its row's basis: `...Z` is UTC, no suffix is
   local, an explicit offset (`+02:00`) is the location's wall-clock time at that
   offset, kept in `utc_offset` (a `+00:00` key in a UTC request is plain UTC).
-  Rows in the other basis than the run's are written, labelled with theirs, and
-  counted (`mismatched_rows`);
+  A key in the other basis than the run's fails the run (`BasisMismatch`): its
+  row would mean another hour than its partition's (docs/decisions.md, "One
+  dataset per time basis");
+* in a local run, a location's local day whose bucket count is not 23, 24 or 25
+  is reported (`irregular_days`): a daylight-saving night whose two 02:00 keys
+  collided, or buckets that are not hours;
 * a field the exporter does not know is an `extra` metric when it is a map of
   time keys to natural numbers, and otherwise counted by name
   (`unknown_fields`) and left out: the rows have no column for it.
@@ -27,7 +31,7 @@ from datetime import date
 from typing import Any, Final
 
 from exporter.config import TimeBasis
-from exporter.errors import MalformedResponse
+from exporter.errors import BasisMismatch, MalformedResponse
 from exporter.json_codec import dumps
 from exporter.schema import METRIC_COLUMNS
 
@@ -43,10 +47,11 @@ _MIN_OFFSET_MINUTES: Final = -12 * 60
 _MAX_OFFSET_MINUTES: Final = 14 * 60
 # Unknown field names are reported (manifest, notification), cut to this length.
 MAX_FIELD_NAME: Final = 64
-# What a row of a time key is: kept in the run's basis, kept in the other, dropped.
+# What a row of a time key is: kept, or dropped (a day outside the window).
 _SAME: Final = 0
-_OTHER: Final = 1
 _DROP: Final = -1
+# Buckets a location's local day has: 24, or 23 / 25 on a daylight-saving night.
+_DAY_BUCKETS: Final = frozenset({23, 24, 25})
 
 
 @dataclass(slots=True)
@@ -57,8 +62,8 @@ class ShapedPage:
     rows: dict[str, int] = field(default_factory=dict)
     dropped_rows: int = 0
     location_ids: list[int] = field(default_factory=list)
-    # Rows written with the other time basis than the run's (their keys' form).
-    mismatched_rows: int = 0
+    # Local days of a location with a bucket count not 23, 24 or 25: (dt, location, count).
+    irregular_days: list[tuple[str, int, int]] = field(default_factory=list)
     # Unknown non-metric fields: name -> records that carried it.
     unknown_fields: dict[str, int] = field(default_factory=dict)
 
@@ -66,9 +71,9 @@ class ShapedPage:
 class RowShaper:
     """Shapes pages for one run window: its run id, time basis and the days it may write.
 
-    `days` are the window's days. A row whose key is in the other basis than the
-    run's may land on any of `run_days` (default: `days`): its instant belongs
-    to this window, but its date in the other basis can be a neighbour window's.
+    `days` are the window's days. `zero_filled`: the answer holds every bucket of
+    a location's days (v4), so a local day short of 23 buckets is irregular too;
+    otherwise (v1-v3 omit zero buckets) only a day of more than 25 is.
     """
 
     def __init__(
@@ -76,16 +81,16 @@ class RowShaper:
         run_id: str,
         basis: TimeBasis,
         days: Iterable[date],
-        run_days: Iterable[date] | None = None,
+        *,
+        zero_filled: bool = False,
     ) -> None:
         self._basis = basis
         self._days = frozenset(d.isoformat() for d in days)
-        self._run_days = (
-            self._days if run_days is None else frozenset(d.isoformat() for d in run_days)
-        )
+        self._count_days = basis == "local"
+        self._zero_filled = zero_filled
         self._run_id = dumps(run_id).decode()
         self._end = f',"run_id":{self._run_id}}}\n'
-        # time key -> (dt, ts + time_basis text, line end, _SAME/_OTHER/_DROP);
+        # time key -> (dt, ts + time_basis text, line end, _SAME/_DROP);
         # the same keys recur on every page.
         self._keys: dict[str, tuple[str, str, str, int]] = {}
         # Row identity (ts, basis, offset) -> the first key giving it. Two spellings
@@ -107,9 +112,9 @@ class RowShaper:
         if hours > 23 or minutes > 59 or seconds > 59:
             raise MalformedResponse(f"time bucket key {key!r} is not a valid time")
         basis, offset = self._basis_of(key, suffix)
-        kind = _SAME if basis == self._basis else _OTHER
-        if day not in (self._days if kind == _SAME else self._run_days):
-            kind = _DROP
+        if basis != self._basis:
+            raise BasisMismatch(_mismatch_error(self._basis, key))
+        kind = _SAME if day in self._days else _DROP
         end = self._end
         if offset is not None:
             end = f',"run_id":{self._run_id},"utc_offset":"{offset}"}}\n'
@@ -151,7 +156,6 @@ class RowShaper:
         lines = page.lines
         keys = self._keys
         unknown_fields = page.unknown_fields
-        mismatched = 0
         for record in data:
             location, prefix, metrics, extras, bucket_keys, unknown = _location(record)
             page.location_ids.append(location)
@@ -162,11 +166,9 @@ class RowShaper:
             getters = [(piece, series.get) for piece, series in metrics]
             for key in sorted(bucket_keys):
                 dt, ts, end, kind = keys.get(key) or self._parse_key(key)
-                if kind:
-                    if kind == _DROP:
-                        page.dropped_rows += 1
-                        continue
-                    mismatched += 1
+                if kind == _DROP:
+                    page.dropped_rows += 1
+                    continue
                 body = "".join(
                     [f"{piece}{v}" for piece, get in getters if (v := get(key)) is not None]
                 )
@@ -180,9 +182,41 @@ class RowShaper:
                 day_lines.append(f"{prefix}{ts}{body}{end}")
             if self._aliased:
                 self._refuse_twice(location, bucket_keys)
+            if self._count_days:
+                self._count_buckets(page, location, bucket_keys)
         page.rows = {dt: len(day_lines) for dt, day_lines in lines.items()}
-        page.mismatched_rows = mismatched
         return page
+
+    def _count_buckets(self, page: ShapedPage, location: int, bucket_keys: set[str]) -> None:
+        """Note the location's local days whose bucket count no hour of a day explains.
+
+        A location's days are whole in one record: it appears once per window.
+        """
+        per_day: dict[str, int] = {}
+        for key in bucket_keys:
+            dt, _, _, kind = self._keys[key]
+            if kind != _DROP:
+                per_day[dt] = per_day.get(dt, 0) + 1
+        for dt, count in sorted(per_day.items()):
+            if count > 25 or (self._zero_filled and count not in _DAY_BUCKETS):
+                page.irregular_days.append((dt, location, count))
+
+
+def _mismatch_error(asked: TimeBasis, key: str) -> str:
+    """What failed and what to do: the run asked for one basis, a key is in the other."""
+    if asked == "local":
+        return (
+            f"time basis: the run asked for local time (timeBasis: local) but the API "
+            f"answered in UTC ({key[:40]!r}); nothing is committed, no hour is lost. "
+            'Export these days as UTC instead: run again with "timeBasis": "utc" '
+            "(or dates ending in Z; wifi-export run without --local-time)"
+        )
+    return (
+        f"time basis: the run asked for UTC (timeBasis: utc) but the API answered in "
+        f"local time ({key[:40]!r}); nothing is committed, no hour is lost. "
+        'Export these days as local time instead: run again with "timeBasis": "local" '
+        "(wifi-export run --local-time)"
+    )
 
 
 _ORDER: Final = {api: n for n, (api, _) in enumerate(METRIC_COLUMNS)}

@@ -25,13 +25,15 @@ METRIC_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("over60Mins", "over_60_mins"),
 )
 
-# (column, Athena/Glue type) in table order. Partition keys are separate.
+# (column, Athena/Glue type) in table order. Partition keys are separate. A JSON
+# line also holds `time_basis` after `ts` (the file says what it is without its key),
+# but the table declares it as a partition key only: Glue refuses a data column and a
+# partition key of one name (docs/decisions.md, "One dataset per time basis").
 COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("location_id", "bigint"),
     ("reference_number", "string"),
     ("zone_id", "string"),
     ("ts", "timestamp"),
-    ("time_basis", "string"),
     *((column, "bigint") for _, column in METRIC_COLUMNS),
     ("extra", "map<string,bigint>"),
     ("run_id", "string"),
@@ -41,9 +43,10 @@ COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("utc_offset", "string"),
 )
 
-# brand_id is both a column of the row schema and a partition key: in Glue it is
-# declared once, as a partition key (Athena exposes it as a column).
+# brand_id and time_basis are columns of the row schema and partition keys: in Glue
+# each is declared once, as a partition key (Athena exposes it as a column).
 PARTITION_KEYS: Final[tuple[tuple[str, str], ...]] = (
     ("brand_id", "bigint"),
+    ("time_basis", "string"),
     ("dt", "date"),
 )

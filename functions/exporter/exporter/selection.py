@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar
 
 from exporter.errors import InvalidEvent
+from exporter.variants import DEFAULT_SELECTION, OPTIONS, SELECTION_VARIANTS, Variant
+from exporter.variants import selection_variant as variant_named
 
 # The API's limit: "A maximum of 50 locations can be requested at once."
 BATCH_SIZE: Final = 50
@@ -25,21 +27,25 @@ BATCHES_PER_PART: Final = 20
 MAX_SELECTION_IDS: Final = 10_000
 MAX_REFERENCE_LENGTH: Final = 128
 SELECTOR_FIELDS: Final = ("locations", "referenceNumbers", "zoneId")
-OPTION_FIELDS: Final = ("zeroFill", "skipUnauthorized")
+OPTION_FIELDS: Final = OPTIONS
 _MAX_LOCATION_ID: Final = 2**63 - 1
 _REFERENCE_RE: Final = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$")
 
 Kind = Literal["locations", "referenceNumbers", "zoneId"]
-Variant = Literal["v1", "v2", "v4"]
 
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """What a selection run exports: `ids` of one `kind`, through one API `variant`."""
+    """What a selection run exports: `ids` of one `kind`, through one API `variant`
+    (its name, as the plan stores it; `api` is the variant itself)."""
 
     kind: Kind
     ids: tuple[int | str, ...]
-    variant: Variant
+    variant: str
+
+    @property
+    def api(self) -> Variant:
+        return variant_named(self.variant)
 
     @property
     def batches(self) -> int:
@@ -79,9 +85,9 @@ class Selection:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Selection:
         kind, variant = raw["kind"], raw["variant"]
-        if kind not in SELECTOR_FIELDS or variant not in ("v1", "v2", "v4"):
-            raise ValueError(f"not a selection: {kind!r} through {variant!r}")
-        return cls(kind, tuple(raw["ids"]), variant)
+        if kind not in SELECTOR_FIELDS:
+            raise ValueError(f"not a selection: {kind!r}")
+        return cls(kind, tuple(raw["ids"]), variant_named(variant).name)
 
 
 def parse_selection(event: dict[str, Any]) -> Selection | None:
@@ -101,13 +107,13 @@ def parse_selection(event: dict[str, Any]) -> Selection | None:
         raise InvalidEvent(f"{'/'.join(given)}: give one selector, not several")
     if "brandIds" in event:
         raise InvalidEvent(f"brandIds: a selection ({given[0]}) exports one brand; use brandId")
-    zero_fill, skip = event.get("zeroFill") is True, event.get("skipUnauthorized") is True
-    if zero_fill and skip:
+    chosen = [v for v in SELECTION_VARIANTS if v.option and event.get(v.option) is True]
+    if len(chosen) > 1:
         raise InvalidEvent(
-            "zeroFill/skipUnauthorized: choose one; zero-filled series (v4) refuse "
-            "unauthorized ids, partial results (v2) are not zero-filled"
+            f"{'/'.join(str(v.option) for v in chosen)}: choose one; each chooses another "
+            f"API variant ({', '.join(v.name for v in chosen)})"
         )
-    variant: Variant = "v4" if zero_fill else "v2" if skip else "v1"
+    variant = (chosen[0] if chosen else DEFAULT_SELECTION).name
     kind: Kind = given[0]
     raw = event[kind]
     if kind == "zoneId":

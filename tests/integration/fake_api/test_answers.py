@@ -1,6 +1,4 @@
-"""The fake analytiks API over real HTTP:
-Answer shapes and data of v1-v4, and the v3 cursor walk.
-"""
+"""Fake API answers over HTTP: shapes and data of v1-v4, the v3 cursor walk."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""The fake analytiks API over real HTTP:
-Injected faults: statuses, resets, truncation, latency, revocation, seeded rates.
-"""
+"""Fake API injected faults: statuses, resets, truncation, latency, seeded rates."""
 
 from __future__ import annotations
 

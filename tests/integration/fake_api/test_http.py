@@ -1,6 +1,4 @@
-"""The fake analytiks API over real HTTP:
-Counters, keep-alive, lifecycle and the standalone entry point.
-"""
+"""Fake API as a server: counters, keep-alive, lifecycle, the entry point."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""The fake analytiks API over real HTTP:
-Departures from the happy reading of the document, off by default.
-"""
+"""Fake API quirks: departures from the happy reading of the document."""
 
 from __future__ import annotations
 
@@ -46,6 +44,22 @@ def test_utc_keys_for_local_requests(make_fake_api: Make):
             assert record["walkBys"][key] == metric_value(loc, "walkBys", utc_of(key))
     # A UTC request is answered as documented.
     assert all(k.endswith("Z") for r in v3_records(c, 777, DAY).values() for k in r["visits"])
+
+
+def test_utc_keys_for_local_requests_are_the_instants_asked_for(make_fake_api: Make):
+    """As a real API would: the local day's instants (25 on Berlin's autumn night),
+    only spelt in UTC; the same instants the offset keys name."""
+    berlin = location_ids(777, 3)[0]
+    quirks = Quirks(utc_keys_for_local=True, zones={berlin: "Europe/Berlin"}, zero_values=True)
+    c = Client(make_fake_api(quirks=quirks))
+    night = {"startDate": "2023-10-29T00:00:00", "endDate": "2023-10-29T23:59:59"}
+    in_utc = v3_records(c, 777, night)[berlin]["visits"]
+    c.api.quirks.utc_keys_for_local, c.api.quirks.offset_keys = False, True
+    with_offsets = v3_records(c, 777, night)[berlin]["visits"]
+    instants = [datetime.fromisoformat(k).astimezone(UTC) for k in with_offsets]
+    assert [datetime.fromisoformat(k) for k in in_utc] == instants
+    assert len(instants) == 25 and list(in_utc.values()) == list(with_offsets.values())
+    assert next(iter(in_utc)) == "2023-10-28T22:00:00Z"  # local midnight at +02:00
 
 
 def test_local_keys_for_utc_requests(make_fake_api: Make):

@@ -1,6 +1,4 @@
-"""The fake analytiks API over real HTTP:
-Request validation: fields, bodies, date forms and the five-day limit.
-"""
+"""Fake API request validation: fields, bodies, date forms, the five-day limit."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""The fake analytiks API over real HTTP:
-The token endpoint, authentication and brand/location authorization.
-"""
+"""Fake API token endpoint, authentication and authorization over HTTP."""
 
 from __future__ import annotations
 

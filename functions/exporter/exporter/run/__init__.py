@@ -4,6 +4,7 @@
 * `messages` — one queue message: continue its window; errors -> reject / fail / redeliver
 * `step`     — one step of a window: chain check, `walk`, stage, record, hand over
 * `finish`   — lease, then `commit` (copy in, replace older, manifest) and notify once
-* `context`  — what the stages share: ports, clock, plans, status, "send, then mark"
-* `records`, `keys` — the state that crosses invocations, and where it lives in S3
+* `ledger`   — the one owner of a run's state in S3: one method per protocol move
+* `context`  — what the stages share: settings, ports, clock (and `ctx.ledger`)
+* `records`, `keys`, `counters` — the state that crosses invocations, where it lives, its counts
 """

@@ -15,12 +15,13 @@ from exporter.errors import TransientError
 from exporter.observability import logger
 from exporter.planning import days_of
 from exporter.ports import RemainingMs
+from exporter.run.basis import irregular_local_days
 from exporter.run.context import RunContext, iso
+from exporter.run.counters import Counters
 from exporter.run.coverage import WHOLE, Coverage, coverage_of, remove_rows
 from exporter.run.keys import RunKeys, run_id_of_data_object
 from exporter.run.parallel import THREADS, each_at_once
-from exporter.run.records import RunPlan, StagedObject, StepRecord
-from exporter.run.totals import Totals
+from exporter.run.records import RunPlan, StagedObject, StepRecord, refused_ids
 
 # A commit starts no second batch of Parquet rebuilds with less than this share of
 # the safety margin left (a batch of days takes well under a second per day).
@@ -42,26 +43,27 @@ def commit_run(
     lease 0, knows that nobody did). `last_record`: a record the caller holds.
     `remaining_ms`: the invocation's time left, which the Parquet rebuilds keep to.
     """
-    if resumed and ctx.store.exists(keys.committed):
-        # A previous holder of the lease committed, then died before notifying.
-        manifest: dict[str, Any] = json_codec.loads(ctx.store.get(keys.manifest) or b"{}")
-        return manifest
+    ledger = ctx.ledger
+    if resumed:
+        # A previous holder of the lease may have committed, then died before notifying.
+        committed = ledger.committed_manifest(plan)
+        if committed is not None:
+            return committed
     if last_record is not None and last_record.whole_run(plan):
         records = [last_record]
     else:
-        records = read_records(ctx, keys)
+        records = ledger.step_records(plan)
     by_dt: dict[str, list[StagedObject]] = defaultdict(list)
     copies: list[tuple[str, str, str]] = []  # (dt, staged key, table key)
-    api = Totals()
+    api = Counters.total(record.totals for record in records)
     for record in records:
-        api.add(record.totals)
         for obj in record.objects:
             by_dt[obj.dt].append(obj)
             copies.append((obj.dt, obj.key, keys.data_object(record.window, record.step, obj.dt)))
     # What this run replaces, recorded before anything reaches the table: a run
     # committing the same days later needs it to let this one win where it is newer.
     coverage = coverage_of(plan, records)
-    ctx.store.put(keys.coverage, coverage.to_json())
+    ledger.record_coverage(plan, coverage.to_json())
     # Server-side copies, no data through the function; side by side, since a
     # long run has one object per (day, window, invocation).
     each_at_once(lambda copy: ctx.store.copy(copy[1], copy[2]), copies)
@@ -89,8 +91,7 @@ def commit_run(
     manifest = _manifest(ctx, plan, partitions, api, steps=len(records))
     if plan.selection is not None:
         manifest["refused"] = refused_ids(records)
-    ctx.store.put(keys.manifest, json_codec.dumps_pretty(manifest))
-    ctx.store.put_if_absent(keys.committed, json_codec.dumps({"at": manifest["finishedAt"]}))
+    ledger.record_commit(plan, manifest)
     return manifest
 
 
@@ -181,42 +182,15 @@ def _coverage_of_run(ctx: RunContext, run_id: str, cache: dict[str, Coverage]) -
     Runs of versions before selections existed wrote none: they were whole-brand.
     """
     if run_id not in cache:
-        raw = ctx.store.get(ctx.layout.coverage(run_id))
-        planned = raw is None and ctx.store.exists(ctx.layout.plan(run_id))
-        if planned and ctx.plan(run_id).selection is not None:
+        raw, planned = ctx.ledger.coverage_of(run_id)
+        if planned is not None and planned.selection is not None:
             raise TransientError(f"run {run_id} has table objects but no coverage yet")
         cache[run_id] = WHOLE if raw is None else Coverage.from_json(raw)
     return cache[run_id]
 
 
-def refused_ids(records: list[StepRecord]) -> list[int | str]:
-    """Every id the API refused (v2), once, numbers first."""
-    ids = {i for record in records for i in record.refused}
-    return sorted(ids, key=lambda i: (isinstance(i, str), i if isinstance(i, int) else 0, str(i)))
-
-
-def read_records(ctx: RunContext, keys: RunKeys) -> list[StepRecord]:
-    names = [key for key in ctx.store.list_keys(keys.steps_prefix) if key.endswith(".json")]
-    return [StepRecord.from_json(raw or b"") for raw in each_at_once(ctx.store.get, names)]
-
-
-def refusal_failure(ctx: RunContext, plan: RunPlan, keys: RunKeys) -> bytes | None:
-    """A v2 selection whose every id was refused fails (docs/contracts.md, "Events"):
-    record the failure, as any window would, before the commit could begin."""
-    if plan.selection is None or plan.selection.variant != "v2":
-        return None
-    records = read_records(ctx, keys)
-    if any(record.locations for record in records) or not any(r.refused for r in records):
-        return None
-    ids = refused_ids(records)
-    named = ", ".join(map(str, ids[:20])) + (" ..." if len(ids) > 20 else "")
-    error = f"API: every requested id was refused (401): {named}; nothing to export"
-    ctx.store.put_if_absent(keys.failed, json_codec.dumps({"error": error, "at": ctx.now_iso()}))
-    return ctx.store.get(keys.failed)
-
-
 def _manifest(
-    ctx: RunContext, plan: RunPlan, partitions: list[dict[str, Any]], api: Totals, steps: int
+    ctx: RunContext, plan: RunPlan, partitions: list[dict[str, Any]], api: Counters, steps: int
 ) -> dict[str, Any]:
     """What the run committed (docs/contracts.md, "Manifest")."""
     return {
@@ -230,22 +204,13 @@ def _manifest(
             "partitions": len(partitions),
             "droppedRowsOutsideRange": api.dropped_rows,
         },
-        "api": {"calls": api.api_calls, "retries": api.retries, "pages": api.pages},
+        "api": api.api_json(),
         # What the API sent beyond its document (docs/contracts.md, "Manifest").
         "unknownFields": dict(api.unknown_fields),
-        "timeBasisMismatch": _mismatch(plan, api.mismatched_rows),
+        "irregularLocalDays": irregular_local_days(plan, api),
         "windows": len(plan.windows),
         "steps": steps,
         "startedAt": plan.started_at,
         "finishedAt": iso(ctx.clock()),
         "durationSeconds": round(ctx.seconds_since(plan), 3),
     }
-
-
-def _mismatch(plan: RunPlan, rows: int) -> dict[str, Any] | None:
-    """Rows written labelled with the other basis than the run's, because the API's
-    time keys were in it (a `Z` in a local run, none in a UTC run); None if none."""
-    if not rows:
-        return None
-    answered = "utc" if plan.basis == "local" else "local"
-    return {"requested": plan.basis, "answered": answered, "rows": rows}

@@ -62,9 +62,9 @@ class Coverage:
     def replaces_all_of(self, older: Coverage, dt: str) -> bool:
         """Whether this run, on day `dt`, replaces every row `older`'s objects can hold.
 
-        An object holds only rows of what its run covered; rows keyed in the other
-        time basis can land on a neighbour window's day, so all of the older run's
-        ids count, not just that day's. Then the object can go unread.
+        An object holds only rows of what its run covered; all of the older run's
+        ids count, not just that day's (conservative: an object's name does not say
+        which window's ids it holds). Then the object can go unread.
         """
         if self.kind == "all":
             return True

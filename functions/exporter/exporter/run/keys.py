@@ -1,7 +1,7 @@
 """Every S3 key the exporter reads or writes: the layout of docs/contracts.md, "S3 layout".
 
-Keys are pure functions of validated values (run id, brand, window, step,
-date), so nothing from an event or an API response can steer a key outside
+Keys are pure functions of validated values (run id, brand, time basis,
+window, step, date), so nothing from an event or an API response can steer a key outside
 the configured prefixes. Nothing else in the package builds a key.
 """
 
@@ -11,6 +11,7 @@ import hashlib
 import re
 from typing import Final
 
+from exporter.config import TimeBasis
 from exporter.errors import InvalidTask
 from exporter.run.records import RUN_ID_PATTERN, is_run_id
 
@@ -46,8 +47,14 @@ class Layout:
         self.state_prefix = state_prefix
         self.data_prefix = data_prefix
 
-    def run(self, run_id: str, brand_id: int) -> RunKeys:
-        return RunKeys(self, run_id, brand_id)
+    def run(self, run_id: str, brand_id: int, basis: TimeBasis | None = None) -> RunKeys:
+        """A run's keys; `basis` (the plan's) is needed only for its table partitions."""
+        return RunKeys(self, run_id, brand_id, basis)
+
+    def old_layout(self, brand_id: int) -> str:
+        """Where a brand's partitions were before time bases were datasets of their own
+        (`brand_id=N/dt=D/`): the exporter refuses to commit while anything is there."""
+        return f"{self.data_prefix}/brand_id={brand_id}/dt="
 
     def plan(self, run_id: str) -> str:
         """A run's plan, found from its run id alone (a queue message names only that)."""
@@ -87,12 +94,17 @@ class Layout:
 class RunKeys:
     """Where everything of one run lives."""
 
-    def __init__(self, layout: Layout, run_id: str, brand_id: int) -> None:
+    def __init__(
+        self, layout: Layout, run_id: str, brand_id: int, basis: TimeBasis | None = None
+    ) -> None:
         self.plan = layout.plan(run_id)  # validates the run id
         self.run_id = run_id
         self.brand_id = brand_id
         self.root = self.plan.removesuffix("plan.json")
-        self._data = f"{layout.data_prefix}/brand_id={brand_id}/"
+        # Each time basis is a dataset of its own: its partitions never hold the other's rows.
+        self.basis = basis
+        self._data = f"{layout.data_prefix}/brand_id={brand_id}/time_basis={basis}/"
+        self.old_layout = layout.old_layout(brand_id)
         self.status = self.root + "status.json"
         self.manifest = self.root + "manifest.json"
         self.failed = self.root + "failed.json"
@@ -144,6 +156,8 @@ class RunKeys:
         return f"{self.parquet_done_prefix}dt={dt}.json"
 
     def partition(self, dt: str) -> str:
+        if self.basis not in ("utc", "local"):
+            raise ValueError("a run's partitions need its time basis")
         return f"{self._data}dt={dt}/"
 
     def data_object(self, window: int, step: int, dt: str) -> str:

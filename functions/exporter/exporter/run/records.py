@@ -17,7 +17,7 @@ from exporter.config import TimeBasis
 from exporter.errors import InvalidTask
 from exporter.planning import Window
 from exporter.ports import MAX_CURSOR_LENGTH
-from exporter.run.totals import Totals
+from exporter.run.counters import Counters
 from exporter.selection import Selection
 
 # Version 2 dropped the window totals that version 1 carried along the chain
@@ -175,7 +175,7 @@ class Task:
         if cursor is not None and len(cursor) > MAX_CURSOR_LENGTH:
             raise InvalidTask(f"checkpoint message: cursor longer than {MAX_CURSOR_LENGTH}")
         if "totals" in doc:
-            Totals.from_dict(doc["totals"])  # version 1: validated, then dropped
+            Counters.from_dict(doc["totals"])  # version 1: validated, then dropped
         return cls(
             run_id=doc["runId"],
             brand_id=doc["brandId"],
@@ -202,7 +202,7 @@ class StepRecord:
     attempt: str
     next_cursor: str | None
     objects: tuple[StagedObject, ...]
-    totals: Totals
+    totals: Counters
     finished_at: str
     # Every location of the window up to this step, to catch an API that
     # returns a location twice (its rows would be counted twice).
@@ -229,7 +229,7 @@ class StepRecord:
                 "attempt": self.attempt,
                 "nextCursor": self.next_cursor,
                 "objects": [asdict(o) for o in self.objects],
-                "totals": asdict(self.totals),
+                "totals": self.totals.to_dict(),
                 "finishedAt": self.finished_at,
                 "locations": self.locations,
                 "refused": self.refused,
@@ -246,9 +246,15 @@ class StepRecord:
             attempt=doc["attempt"],
             next_cursor=doc["nextCursor"],
             objects=tuple(StagedObject(**o) for o in doc["objects"]),
-            totals=Totals.from_dict(doc["totals"]),
+            totals=Counters.from_dict(doc["totals"]),
             finished_at=doc["finishedAt"],
             locations=tuple(doc.get("locations", ())),
             refused=tuple(doc.get("refused", ())),
             delay_s=int(doc.get("delaySeconds", 0)),
         )
+
+
+def refused_ids(records: list[StepRecord]) -> list[int | str]:
+    """Every id the API refused (v2), once, numbers first."""
+    ids = {i for record in records for i in record.refused}
+    return sorted(ids, key=lambda i: (isinstance(i, str), i if isinstance(i, int) else 0, str(i)))

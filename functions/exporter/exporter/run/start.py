@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from exporter import json_codec
 from exporter.errors import PermanentError
 from exporter.events import RunRequest
 from exporter.observability import MetricUnit, logger, metrics
@@ -106,13 +105,12 @@ def _plan_run(
         windows=windows,
         selection=request.selection,
     )
-    created = ctx.store.put_if_absent(ctx.keys(plan).plan, plan.to_json())
-    if not created:
-        plan = ctx.plan(run_id)
-    ctx.remember(plan)
-    # A new run enters the history index (`wifi-export runs`) at once; it has no
-    # window done yet (no need to list them).
-    ctx.write_status(plan, state="running", history=created, windows_done=0 if created else None)
+    ledger = ctx.ledger
+    plan, created = ledger.create_plan(plan)
+    if created:
+        ledger.announce(plan)  # a new run enters the history index (`wifi-export runs`)
+    else:
+        ledger.report_progress(plan)
     logger.info(
         "run planned", extra={"run_id": run_id, "brand_id": brand_id, "windows": len(windows)}
     )
@@ -122,12 +120,7 @@ def _plan_run(
 def _first_start(ctx: RunContext, request: RunRequest) -> datetime:
     """When this request was first seen: Lambda's retry of an invocation (same
     request id or event id) must get the same run ids, not start new runs."""
-    key = ctx.layout.request(request.request_key)
-    mine = request.started_at.astimezone(UTC)
-    if ctx.store.put_if_absent(key, json_codec.dumps({"startedAt": mine.isoformat()})):
-        return mine
-    earlier = json_codec.loads(ctx.store.get(key) or b"{}").get("startedAt")
-    return datetime.fromisoformat(earlier) if isinstance(earlier, str) else mine
+    return ctx.ledger.first_sighting(request.request_key, request.started_at.astimezone(UTC))
 
 
 def enqueue_windows(
@@ -138,14 +131,14 @@ def enqueue_windows(
     `new_run`: this invocation created the plan (nothing of it was sent before)."""
     first = 1 if skip_first else 0
     tasks = [Task(plan.run_id, plan.brand_id, w.index, 0, None) for w in plan.windows[first:]]
-    return ctx.hand_over(plan, tasks, new_run=new_run)
+    return ctx.ledger.send_then_mark(plan, tasks, new_run=new_run)
 
 
 def _run_first_window_inline(ctx: RunContext, plan: RunPlan, inv: Invocation) -> None:
     task = Task(plan.run_id, plan.brand_id, 0, 0, None)
     # Too little time left to do a page and hand over: let the queue do it.
     if inv.remaining_ms() < 2 * ctx.settings.time_safety_margin_ms:
-        ctx.hand_over(plan, [task])
+        ctx.ledger.send_then_mark(plan, [task])
         return
     try:
         step.run_step(ctx, task, inv)
@@ -156,7 +149,7 @@ def _run_first_window_inline(ctx: RunContext, plan: RunPlan, inv: Invocation) ->
             "inline window failed transiently; handing it to the queue",
             extra={"run_id": task.run_id, "error": describe_error(exc)},
         )
-        ctx.hand_over(plan, [task])
+        ctx.ledger.send_then_mark(plan, [task])
 
 
 def describe(ctx: RunContext, plan: RunPlan) -> dict[str, Any]:

@@ -17,14 +17,13 @@ import random
 import secrets
 from typing import Final
 
-from exporter import json_codec
 from exporter.errors import InvalidTask, PermanentError, Throttled
 from exporter.gzip_writer import GzipWriter
 from exporter.observability import MetricUnit, logger, metrics
 from exporter.ports import MAX_QUEUE_DELAY_S
 from exporter.run import finish, progress
 from exporter.run.context import Invocation, RunContext
-from exporter.run.keys import RunKeys
+from exporter.run.ledger import Ledger
 from exporter.run.parallel import at_once, each_at_once
 from exporter.run.records import RunPlan, StagedObject, StepRecord, Task
 from exporter.run.walk import Walked, walk_window
@@ -44,35 +43,31 @@ def queue_delay(retry_after_s: float, earlier_backoffs: int = 0) -> int:
 
 def run_step(ctx: RunContext, task: Task, inv: Invocation) -> None:
     """Do one step of a window; raises on transient trouble, PermanentError on the rest."""
-    plan = ctx.plan(task.run_id)
+    ledger = ctx.ledger
+    plan = ledger.plan(task.run_id)
     if task.brand_id != plan.brand_id or task.window >= len(plan.windows):
         raise InvalidTask("checkpoint message does not match its run's plan")
-    keys = ctx.keys(plan)
-    failed, cancel, existing = at_once(
-        lambda: ctx.store.exists(keys.failed),
-        lambda: finish.cancel_requested(ctx, keys),
-        lambda: ctx.store.get(keys.step(task.window, task.step)),
-    )
-    if failed or cancel is not None:
+    opening = ledger.open_step(plan, task)
+    if opening.failed or opening.cancel is not None:
         # Another window failed the run, or a person cancelled it: make sure it
         # was reported, then stop.
         finish.finish_run(ctx, plan, inv)
         return
-    if existing is not None:
-        record = StepRecord.from_json(existing)
+    record = opening.record
+    if record is not None:
         logger.info(
             "step already recorded: resuming after it",
             extra={"run_id": plan.run_id, "window": task.window, "step": task.step},
         )
     else:
         try:
-            walked = walk_window(ctx, plan, task, _previous(ctx, keys, task), inv)
+            walked = walk_window(ctx, plan, task, _previous(ledger, plan, task), inv)
         except Throttled as exc:  # before its first page: nothing to record
-            _back_off(ctx, plan, keys, task, exc)
+            _back_off(ctx, plan, task, exc)
             return
-        if finish.cancel_requested(ctx, keys) is not None:
+        if ledger.cancel_request(ledger.keys(plan)) is not None:
             # Cancelled while this step walked: stop at the step boundary,
-            # staging and recording nothing (docs/architecture.md, "Cancelling").
+            # staging and recording nothing (docs/contracts.md, "Cancelling").
             _discard(walked)
             logger.info(
                 "run cancelled: the step stops without staging its pages",
@@ -80,34 +75,31 @@ def run_step(ctx: RunContext, task: Task, inv: Invocation) -> None:
             )
             finish.finish_run(ctx, plan, inv)
             return
-        recorded = _record(ctx, plan, keys, task, walked)
-        if recorded is None:
+        record = _record(ctx, plan, task, walked)
+        if record is None:
             return
-        record = recorded
-    _follow_up(ctx, plan, task, record, inv, fresh=existing is None)
+    _follow_up(ctx, plan, task, record, inv, fresh=opening.record is None)
 
 
-def _back_off(ctx: RunContext, plan: RunPlan, keys: RunKeys, task: Task, exc: Throttled) -> None:
+def _back_off(ctx: RunContext, plan: RunPlan, task: Task, exc: Throttled) -> None:
     """Hold this step back through the queue: re-send its own checkpoint, delayed.
 
     Not a new step (nothing was walked): the chain stays at this step and cursor,
     and the message being handled is deleted, so one message carries the window
-    on. Back-offs of a step are counted by objects created after the send (send,
-    then mark: a kill between the two only duplicates the message, and a
-    duplicate step loses at its record's conditional put). The
-    MAX_RECEIVE_COUNT-th throttled delivery of one step fails the run, as the
-    last delivery of any transient error does.
+    on. Back-offs of a step are counted by markers the ledger creates after the
+    send (`Ledger.back_off`: send, then mark). The MAX_RECEIVE_COUNT-th
+    throttled delivery of one step fails the run, as the last delivery of any
+    transient error does.
     """
-    earlier = sum(1 for _ in ctx.store.list_keys(keys.backoffs(task.window, task.step)))
+    ledger = ctx.ledger
+    earlier = ledger.back_offs(plan, task)
     if earlier + 1 >= ctx.settings.max_receive_count:
         raise PermanentError(
             f"window {task.window} step {task.step}: gave up after {earlier + 1} throttled "
             f"deliveries (MAX_RECEIVE_COUNT): {exc}"
         )
     delay = queue_delay(exc.retry_after_s, earlier)
-    ctx.queue.send([task.to_body()], delay_s=delay)
-    marker = {"delaySeconds": delay, "retryAfter": exc.retry_after_s, "at": ctx.now_iso()}
-    ctx.store.put_if_absent(keys.backoff(task.window, task.step, earlier), json_codec.dumps(marker))
+    ledger.back_off(plan, task, earlier, delay, retryAfter=exc.retry_after_s)
     metrics.add_metric(name="Backoffs", unit=MetricUnit.Count, value=1)
     logger.warning(
         "API throttling: the step backs off through the queue",
@@ -128,7 +120,7 @@ def _discard(walked: Walked) -> None:
         body.close()
 
 
-def _previous(ctx: RunContext, keys: RunKeys, task: Task) -> StepRecord | None:
+def _previous(ledger: Ledger, plan: RunPlan, task: Task) -> StepRecord | None:
     """The step this task continues, which must exist and end at the task's cursor.
 
     A message this exporter sent always satisfies this (the next step is sent
@@ -138,37 +130,33 @@ def _previous(ctx: RunContext, keys: RunKeys, task: Task) -> StepRecord | None:
         if task.cursor is not None:
             raise InvalidTask("checkpoint message: step 0 of a window starts without a cursor")
         return None
-    raw = ctx.store.get(keys.step(task.window, task.step - 1))
-    if raw is None:
+    previous = ledger.step_record(plan, task.window, task.step - 1)
+    if previous is None:
         raise InvalidTask(
             f"checkpoint message: step {task.step} of window {task.window} "
             "continues a step that was never recorded"
         )
-    previous = StepRecord.from_json(raw)
     if previous.next_cursor is None or previous.next_cursor != task.cursor:
         raise InvalidTask("checkpoint message: cursor does not continue the recorded step")
     return previous
 
 
-def _record(
-    ctx: RunContext, plan: RunPlan, keys: RunKeys, task: Task, walked: Walked
-) -> StepRecord | None:
+def _record(ctx: RunContext, plan: RunPlan, task: Task, walked: Walked) -> StepRecord | None:
     """Stage the walked rows and record the step; None if a duplicate recorded it first."""
-    totals = walked.totals
+    ledger = ctx.ledger
     attempt = secrets.token_hex(6)
 
     def stage(item: tuple[str, GzipWriter]) -> StagedObject:
         dt, writer = item
         body, size = writer.finish()
-        key = keys.staged(task.window, task.step, attempt, dt)
         with body:
-            ctx.store.put(key, body)
+            key = ledger.stage(plan, task, attempt, dt, body)
         return StagedObject(dt, key, writer.rows, size)
 
     objects = each_at_once(stage, sorted(walked.writers.items()))
-    for staged in objects:
-        totals.rows += staged.rows
-        totals.bytes += staged.bytes
+    totals = walked.totals.plus(
+        rows=sum(o.rows for o in objects), bytes=sum(o.bytes for o in objects)
+    )
     record = StepRecord(
         window=task.window,
         step=task.step,
@@ -181,10 +169,9 @@ def _record(
         refused=walked.refused,
         delay_s=0 if walked.retry_after_s is None else queue_delay(walked.retry_after_s),
     )
-    if not ctx.store.put_if_absent(keys.step(task.window, task.step), record.to_json()):
+    if not ledger.record_step(plan, record):
         # A duplicate delivery finished this step first: its record and
         # objects are the ones the chain continues from.
-        ctx.store.delete([o.key for o in objects])
         logger.info(
             "duplicate step lost the race; discarded its output",
             extra={"run_id": plan.run_id, "window": task.window, "step": task.step},
@@ -210,7 +197,7 @@ def _follow_up(
     """Hand the window's next step to the queue, or mark the window done and try to finish.
 
     `fresh`: this invocation recorded the step (else it found it recorded)."""
-    keys = ctx.keys(plan)
+    ledger = ctx.ledger
     if not record.done:
         next_step = task.step + 1
         if next_step > ctx.settings.max_hops:
@@ -221,20 +208,17 @@ def _follow_up(
         following = Task(plan.run_id, plan.brand_id, task.window, next_step, record.next_cursor)
         # The window's own progress object and the hand-over do not depend on each other.
         _, sent = at_once(
-            lambda: progress.record_progress(ctx, keys, record, fresh=fresh),
-            lambda: ctx.hand_over(plan, [following], delay_s=record.delay_s),
+            lambda: progress.record_progress(ledger, plan, record, fresh=fresh),
+            lambda: ledger.send_then_mark(plan, [following], record.delay_s),
         )
         if sent:
             metrics.add_metric(name="Hops", unit=MetricUnit.Count, value=1)
-        ctx.write_status(
-            plan,
-            state="running",
-            lastCheckpoint={"window": task.window, "step": next_step, "at": ctx.now_iso()},
+        ledger.report_progress(
+            plan, lastCheckpoint={"window": task.window, "step": next_step, "at": ctx.now_iso()}
         )
         return
-    done = json_codec.dumps({"window": task.window, "steps": task.step + 1})
     at_once(
-        lambda: progress.record_progress(ctx, keys, record, fresh=fresh),
-        lambda: ctx.store.put_if_absent(keys.done(task.window), done),
+        lambda: progress.record_progress(ledger, plan, record, fresh=fresh),
+        lambda: ledger.mark_done(plan, task.window, task.step + 1),
     )
     finish.finish_run(ctx, plan, inv, last_record=record)

@@ -20,8 +20,8 @@ from exporter.planning import Window, days_of, request_range
 from exporter.ports import PageSource
 from exporter.rows import RowShaper
 from exporter.run.context import Invocation, RunContext
+from exporter.run.counters import Counters
 from exporter.run.records import RunPlan, StepRecord, Task
-from exporter.run.totals import Totals
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,7 @@ class Walked:
     """What one invocation read of a window: compressed parts per day, and where it stopped."""
 
     writers: dict[str, GzipWriter]
-    totals: Totals
+    totals: Counters
     next_cursor: str | None
     locations: set[int]
     refused: tuple[int | str, ...] = ()
@@ -52,12 +52,11 @@ def walk_window(
         plan.run_id,
         plan.basis,
         days_of(window.first_day, window.last_day),
-        # Rows the API keyed in the other basis may fall on a neighbour window's day.
-        run_days=days_of(plan.first_day, plan.last_day),
+        zero_filled=plan.selection is not None and plan.selection.variant == "v4",
     )
     api = ctx.api()
     margin = ctx.settings.time_safety_margin_ms
-    totals = Totals()
+    totals = Counters()
     # Every location of the window so far: one seen twice would be exported twice.
     locations: set[int] = set(previous.locations) if previous else set()
 
@@ -85,7 +84,7 @@ def walk_window(
                 _claim_locations(locations, shaped.location_ids)
                 totals.pages += 1
                 totals.dropped_rows += shaped.dropped_rows
-                totals.mismatched_rows += shaped.mismatched_rows
+                totals.note_irregular_days(shaped.irregular_days)
                 totals.count_fields(shaped.unknown_fields)
                 for dt, lines in shaped.lines.items():
                     writer = writers.get(dt)

@@ -1,0 +1,399 @@
+"""The ledger: the one owner of a run's state in S3 (docs/contracts.md, "S3 layout").
+
+One typed method per protocol move on the run-state table; the stages and the
+CLI call these, never the store (docs/architecture.md, "The ledger").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import IO, Any, Final
+
+from exporter import json_codec
+from exporter.errors import InvalidTask
+from exporter.observability import logger
+from exporter.ports import Clock, ObjectStore, TaskQueue
+from exporter.redaction import error_text
+from exporter.run.counters import Counters
+from exporter.run.keys import Layout, RunKeys, brand_of_run_id, lease_number
+from exporter.run.parallel import at_once, each_at_once
+from exporter.run.readings import (
+    CancelAnswer,
+    Ending,
+    RunDocuments,
+    StepOpening,
+    all_refused_error,
+    cancel_request_doc,
+    cancel_request_in,
+    closed_slot_doc,
+    iso,
+    status_document,
+    summed_progress,
+    windows_done_if_running,
+)
+from exporter.run.records import RunPlan, StepRecord, Task, refused_ids
+
+_PLAN_CACHE: Final = 64
+# Attempts of one compare-and-swap status write before giving up on it (a later
+# write brings it up to date; the done markers are the truth).
+_STATUS_TRIES: Final = 5
+
+
+class Ledger:
+    """The run-state moves over one store (and, for sending checkpoints, one queue)."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        layout: Layout,
+        clock: Clock,
+        queue: TaskQueue | None = None,
+        plans: dict[str, RunPlan] | None = None,
+    ) -> None:
+        self._store = store
+        self.layout = layout
+        self._clock = clock
+        self._queue = queue
+        # Plans never change once written: a warm container keeps a few.
+        self._plans: dict[str, RunPlan] = {} if plans is None else plans
+
+    def now_iso(self) -> str:
+        return iso(self._clock())
+
+    def _status(self, plan: RunPlan, state: str, done: int, extra: dict[str, Any]) -> bytes:
+        return status_document(plan, state, done, self.now_iso(), extra)
+
+    def keys(self, plan: RunPlan) -> RunKeys:
+        return self.layout.run(plan.run_id, plan.brand_id, plan.basis)
+
+    def keys_of(self, run_id: str) -> RunKeys:
+        """A run's keys from its id alone (validated)."""
+        return self.layout.run(run_id, brand_of_run_id(run_id))
+
+    def first_sighting(self, request_key: str, mine: datetime) -> datetime:
+        """When a request was first seen: a retried invocation gets the same run ids."""
+        key = self.layout.request(request_key)
+        if self._store.put_if_absent(key, json_codec.dumps({"startedAt": mine.isoformat()})):
+            return mine
+        earlier = json_codec.loads(self._store.get(key) or b"{}").get("startedAt")
+        return datetime.fromisoformat(earlier) if isinstance(earlier, str) else mine
+
+    def create_plan(self, plan: RunPlan) -> tuple[RunPlan, bool]:
+        """Write a new run's plan, or find the one a first attempt wrote; True if new."""
+        created = self._store.put_if_absent(self.keys(plan).plan, plan.to_json())
+        if not created:
+            plan = self.plan(plan.run_id)
+        self._remember(plan)
+        return plan, created
+
+    def plan(self, run_id: str) -> RunPlan:
+        cached = self._plans.get(run_id)
+        if cached is not None:
+            return cached
+        raw = self._store.get(self.layout.plan(run_id))
+        if raw is None:
+            raise InvalidTask(f"run {run_id} has no plan: not a run of this deployment")
+        plan = RunPlan.from_json(raw)
+        self._remember(plan)
+        return plan
+
+    def _remember(self, plan: RunPlan) -> None:
+        if len(self._plans) >= _PLAN_CACHE:  # a warm container serves many runs
+            self._plans.clear()
+        self._plans[plan.run_id] = plan
+
+    # -- send, then mark --------------------------------------------------------------
+
+    def send_then_mark(
+        self, plan: RunPlan, tasks: Sequence[Task], delay_s: int = 0, *, new_run: bool = False
+    ) -> int:
+        """Send each task whose "enqueued" marker is absent, then create the markers.
+
+        `new_run`: the caller has just created the plan, so no marker can exist
+        yet. Returns how many were sent."""
+        keys = self.keys(plan)
+        pending = [
+            t for t in tasks if new_run or not self._store.exists(keys.enqueued(t.window, t.step))
+        ]
+        marks = [(keys.enqueued(t.window, t.step), b"{}") for t in pending]
+        self._send_then_mark([t.to_body() for t in pending], delay_s, marks)
+        return len(pending)
+
+    def back_offs(self, plan: RunPlan, task: Task) -> int:
+        """How often this step was already sent back to the queue delayed."""
+        return sum(
+            1 for _ in self._store.list_keys(self.keys(plan).backoffs(task.window, task.step))
+        )
+
+    def back_off(self, plan: RunPlan, task: Task, number: int, delay_s: int, **why: Any) -> None:
+        """Re-send the step's own checkpoint delayed, then count back-off `number`."""
+        marker = {"delaySeconds": delay_s, **why, "at": self.now_iso()}
+        key = self.keys(plan).backoff(task.window, task.step, number)
+        self._send_then_mark([task.to_body()], delay_s, [(key, json_codec.dumps(marker))])
+
+    def _send_then_mark(
+        self, bodies: list[str], delay_s: int, marks: list[tuple[str, bytes]]
+    ) -> None:
+        """The marker is written after the send: a crash between the two re-sends the
+        message (a duplicate, which the step record's conditional put absorbs)
+        instead of stalling the window."""
+        if not bodies:
+            return
+        if self._queue is None:
+            raise RuntimeError("this ledger has no queue: it cannot send checkpoints")
+        if delay_s:
+            self._queue.send(bodies, delay_s=delay_s)
+        else:
+            self._queue.send(bodies)
+        for key, body in marks:
+            self._store.put_if_absent(key, body)
+
+    def open_step(self, plan: RunPlan, task: Task) -> StepOpening:
+        keys = self.keys(plan)
+        failed, cancel, existing = at_once(
+            lambda: self._store.exists(keys.failed),
+            lambda: self.cancel_request(keys),
+            lambda: self._store.get(keys.step(task.window, task.step)),
+        )
+        record = None if existing is None else StepRecord.from_json(existing)
+        return StepOpening(failed, cancel, record)
+
+    def step_record(self, plan: RunPlan, window: int, step: int) -> StepRecord | None:
+        raw = self._store.get(self.keys(plan).step(window, step))
+        return None if raw is None else StepRecord.from_json(raw)
+
+    def step_records(self, plan: RunPlan) -> list[StepRecord]:
+        keys = self.keys(plan)
+        names = [key for key in self._store.list_keys(keys.steps_prefix) if key.endswith(".json")]
+        return [StepRecord.from_json(raw or b"") for raw in each_at_once(self._store.get, names)]
+
+    def stage(
+        self, plan: RunPlan, task: Task, attempt: str, dt: str, body: IO[bytes] | bytes
+    ) -> str:
+        """Stage one day's rows of one attempt; returns the staged object's key."""
+        key = self.keys(plan).staged(task.window, task.step, attempt, dt)
+        self._store.put(key, body)
+        return key
+
+    def record_step(self, plan: RunPlan, record: StepRecord) -> bool:
+        """Create the step record; False if a duplicate recorded the step first (what
+        this attempt staged is then deleted: the chain continues from the winner's)."""
+        key = self.keys(plan).step(record.window, record.step)
+        if self._store.put_if_absent(key, record.to_json()):
+            return True
+        self._store.delete([o.key for o in record.objects])
+        return False
+
+    def mark_done(self, plan: RunPlan, window: int, steps: int) -> None:
+        doc = json_codec.dumps({"window": window, "steps": steps})
+        self._store.put_if_absent(self.keys(plan).done(window), doc)
+
+    def windows_done(self, keys: RunKeys) -> int:
+        return sum(1 for _ in self._store.list_keys(keys.done_prefix))
+
+    # -- progress: one single-writer object per window --------------------------------
+
+    def window_progress(self, plan: RunPlan, window: int) -> dict[str, Any] | None:
+        return self._doc(self.keys(plan).progress(window))
+
+    def write_progress(self, plan: RunPlan, window: int, doc: dict[str, Any]) -> None:
+        self._store.put(self.keys(plan).progress(window), json_codec.dumps(doc))
+
+    def progress_of(
+        self, keys: RunKeys, seen: dict[str, tuple[str, dict[str, Any]]] | None = None
+    ) -> tuple[Counters, list[Any]]:
+        """A running run's counts so far and the ids refused so far, over its windows.
+
+        `seen`: progress documents by key, with their version, from an earlier call:
+        only windows that moved since are read again (`wifi-export status --follow`)."""
+        seen = {} if seen is None else seen
+        current = dict(self._store.list_tagged(keys.progress_prefix))
+        stale = [key for key, tag in current.items() if seen.get(key, ("",))[0] != tag]
+        for key, doc in zip(stale, each_at_once(self._doc, stale), strict=True):
+            if doc is not None:
+                seen[key] = (current[key], doc)
+        return summed_progress([seen[key][1] for key in current if key in seen])
+
+    # -- failure, cancel, lease -------------------------------------------------------
+
+    def failure(self, keys: RunKeys) -> str | None:
+        """The run's recorded error (records written before errors were bounded, or
+        by another writer, included), or None."""
+        raw = self._store.get(keys.failed)
+        if raw is None:
+            return None
+        doc = json_codec.loads(raw)
+        return error_text(str(doc.get("error") if isinstance(doc, dict) else doc))
+
+    def finishing_began(self, plan: RunPlan) -> bool:
+        return next(iter(self._store.list_keys(self.keys(plan).lease_prefix)), None) is not None
+
+    def record_failure(self, plan: RunPlan, error: str) -> bool:
+        """Record why the run failed; the first reason wins. True if this one did."""
+        doc = json_codec.dumps({"error": error, "at": self.now_iso()})
+        return self._store.put_if_absent(self.keys(plan).failed, doc)
+
+    def fail_if_all_refused(self, plan: RunPlan) -> str | None:
+        """A selection that skips refused ids fails when the API refused every one
+        (docs/contracts.md, "Events"): record that, as any window would, before the
+        commit could begin. Returns the run's recorded error, or None."""
+        if plan.selection is None or not plan.selection.api.skips_refused:
+            return None
+        records = self.step_records(plan)
+        if any(record.locations for record in records) or not any(r.refused for r in records):
+            return None
+        self.record_failure(plan, all_refused_error(refused_ids(records)))
+        return self.failure(self.keys(plan))
+
+    def cancel_request(self, keys: RunKeys) -> dict[str, Any] | None:
+        """The run's cancel request (`wifi-export cancel`), or None (none, or refused)."""
+        return cancel_request_in(self._doc(keys.cancel))
+
+    def request_cancel(self, keys: RunKeys, requested_by: str) -> CancelAnswer:
+        """A person asks the run to stop: create the cancel slot before the finisher does.
+
+        Whoever creates the slot first decides (docs/contracts.md, "Cancelling");
+        the loser reads what the winner wrote."""
+        request = cancel_request_doc(self.now_iso(), requested_by)
+        if self._store.put_if_absent(keys.cancel, json_codec.dumps(request)):
+            return CancelAnswer("requested", request)
+        slot = self._doc(keys.cancel) or {}
+        return CancelAnswer("already-requested" if slot.get("cancel") is True else "refused", slot)
+
+    def close_cancel_slot(self, plan: RunPlan, *, failed: bool) -> dict[str, Any] | None:
+        """The finisher, under its lease, closes the door on a cancel; returns the cancel
+        request that was there first (the run then ends cancelled), else None."""
+        keys = self.keys(plan)
+        if self._store.put_if_absent(keys.cancel, closed_slot_doc(self.now_iso(), failed=failed)):
+            return None
+        return self.cancel_request(keys)
+
+    def take_lease(self, plan: RunPlan, holder: str, remaining_s: float) -> int | None:
+        """Take the finishing lease unless a holder's lease is still running: its
+        number, or None. A lease lasts until its holder's deadline, after which the
+        next number is free; the conditional put decides between two takers."""
+        keys = self.keys(plan)
+        now = self._clock().timestamp()
+        leases = sorted(self._store.list_keys(keys.lease_prefix))
+        number = 0
+        if leases:
+            last = self._doc(leases[-1]) or {"expiresAt": 0}
+            if last["expiresAt"] > now:
+                return None
+            number = lease_number(leases[-1]) + 1
+        lease = json_codec.dumps({"holder": holder, "expiresAt": now + remaining_s})
+        return number if self._store.put_if_absent(keys.lease(number), lease) else None
+
+    def ending(self, plan: RunPlan) -> Ending:
+        """Four reads, one round trip: markers are only ever created, so reading them
+        together sees what reading them one by one would."""
+        keys = self.keys(plan)
+        notified, failure, cancel, done = at_once(
+            lambda: self._store.exists(keys.notified),
+            lambda: self.failure(keys),
+            lambda: self.cancel_request(keys),
+            lambda: self.windows_done(keys),
+        )
+        return Ending(notified, failure, cancel, done)
+
+    def notified(self, plan: RunPlan) -> bool:
+        return self._store.exists(self.keys(plan).notified)
+
+    def mark_notified(self, plan: RunPlan) -> None:
+        self._store.put_if_absent(
+            self.keys(plan).notified, json_codec.dumps({"at": self.now_iso()})
+        )
+
+    def committed_manifest(self, plan: RunPlan) -> dict[str, Any] | None:
+        """The manifest of a commit an earlier lease holder finished, or None."""
+        keys = self.keys(plan)
+        return (self._doc(keys.manifest) or {}) if self._store.exists(keys.committed) else None
+
+    def record_coverage(self, plan: RunPlan, coverage: bytes) -> None:
+        self._store.put(self.keys(plan).coverage, coverage)
+
+    def coverage_of(self, run_id: str) -> tuple[bytes | None, RunPlan | None]:
+        """Another run's coverage document and, if it has none, its plan (if any)."""
+        raw = self._store.get(self.layout.coverage(run_id))
+        if raw is not None or not self._store.exists(self.layout.plan(run_id)):
+            return raw, None
+        return None, self.plan(run_id)
+
+    def record_commit(self, plan: RunPlan, manifest: dict[str, Any]) -> None:
+        keys = self.keys(plan)
+        self._store.put(keys.manifest, json_codec.dumps_pretty(manifest))
+        self._store.put_if_absent(keys.committed, json_codec.dumps({"at": manifest["finishedAt"]}))
+
+    def keep_manifest(self, plan: RunPlan, manifest: dict[str, Any]) -> None:
+        """The long-lived copy (the run's own folder expires with the staging)."""
+        self._store.put(self.keys(plan).history_manifest, json_codec.dumps_pretty(manifest))
+
+    # -- status and history (docs/contracts.md, "Status") -----------------------------
+
+    def announce(self, plan: RunPlan) -> None:
+        """A new run: its first status and its history entry (no read: neither exists)."""
+        keys = self.keys(plan)
+        body = self._status(plan, "running", 0, {})
+        _, first = at_once(
+            lambda: self._store.put(keys.history, body),
+            lambda: self._store.put_if_absent(keys.status, body),
+        )
+        if not first:
+            self.report_progress(plan, windows_done=0)
+
+    def report_final(self, plan: RunPlan, state: str, windows_done: int, **extra: Any) -> None:
+        """The final state, written once by the finisher under the lease: it wins."""
+        keys = self.keys(plan)
+        body = self._status(plan, state, windows_done, extra)
+        at_once(
+            lambda: self._store.put(keys.status, body),
+            lambda: self._store.put(keys.history, body),
+        )
+
+    def report_progress(
+        self, plan: RunPlan, *, windows_done: int | None = None, **extra: Any
+    ) -> None:
+        """A "running" status: compare-and-swap on the version read, never replacing a
+        final state and never lowering `windowsDone` (many windows write at once)."""
+        keys = self.keys(plan)
+        done = self.windows_done(keys) if windows_done is None else windows_done
+        for _ in range(_STATUS_TRIES):
+            current = self._store.get_versioned(keys.status)
+            if current is None:
+                body = self._status(plan, "running", done, extra)
+                if self._store.put_if_absent(keys.status, body):
+                    return
+                continue
+            raw, etag = current
+            counted = windows_done_if_running(raw)
+            if counted is None:
+                return  # ended meanwhile: a late progress write must not reopen it
+            done = max(done, counted)  # a concurrent writer may have listed more
+            body = self._status(plan, "running", done, extra)
+            if self._store.put_if_match(keys.status, body, etag):
+                return
+        logger.info("status not updated: concurrent writers", extra={"run_id": plan.run_id})
+
+    def documents(self, keys: RunKeys) -> RunDocuments:
+        """A run's plan, status, history entry and cancel request, read side by side."""
+        plan, status, history, cancel = each_at_once(
+            self._doc, [keys.plan, keys.status, keys.history, keys.cancel]
+        )
+        return RunDocuments(plan, status, history, cancel_request_in(cancel))
+
+    def history_entry(self, keys: RunKeys) -> dict[str, Any] | None:
+        return self._doc(keys.history)
+
+    def history_month(self, year: int, month: int) -> Iterator[str]:
+        """The run ids of one month's history index, as listed."""
+        for key in self._store.list_keys(self.layout.history_month(year, month)):
+            if key.endswith(".json") and not key.endswith(".manifest.json"):
+                yield key.rsplit("/", 1)[1].removesuffix(".json")
+
+    def _doc(self, key: str) -> dict[str, Any] | None:
+        raw = self._store.get(key)
+        if raw is None:
+            return None
+        doc = json_codec.loads(raw)
+        return doc if isinstance(doc, dict) else None

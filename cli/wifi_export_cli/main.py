@@ -22,6 +22,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 from rich.console import Console
 
+from exporter.redaction import printable
 from wifi_export_cli import render
 from wifi_export_cli.deployment import (
     Aws,
@@ -66,9 +67,9 @@ class Session:
 
 def _console() -> Console:
     if sys.stdout.isatty():
-        return Console()
+        return render.PlainConsole()
     # Piped or captured: wide enough that run ids are never cut.
-    return Console(width=int(os.environ.get("COLUMNS", "0") or 0) or 160)
+    return render.PlainConsole(width=int(os.environ.get("COLUMNS", "0") or 0) or 160)
 
 
 def _session(
@@ -82,9 +83,10 @@ def _session(
 
 
 def _fail(message: str, hint: str | None, code: int) -> None:
-    click.echo(f"wifi-export: {message}", err=True)
+    # Errors quote S3 and the function's answer: plain text, like everything shown.
+    click.echo(f"wifi-export: {printable(message)}", err=True)
     if hint:
-        click.echo(f"  hint: {hint}", err=True)
+        click.echo(f"  hint: {printable(hint)}", err=True)
     raise SystemExit(code)
 
 
@@ -312,11 +314,7 @@ def run(
         _print_json([v.to_json() for v in views])
         return
     for view in views:
-        basis = f" ({view.time_basis})" if view.time_basis else ""
-        session.console.print(
-            f"started run [bold]{view.run_id}[/]: brand {view.brand_id} "
-            f"{view.start_date}..{view.end_date}{basis}, {view.windows_total} window(s)"
-        )
+        session.console.print(render.started_line(view))
     ids = " ".join(v.run_id for v in views)
     session.console.print(f"watch it:  wifi-export status {ids} --follow", style="dim")
 
@@ -417,7 +415,7 @@ def list_runs(
     if not views:
         session.console.print("no runs found" + (" for these filters" if brand or state else ""))
         return
-    session.console.print(render.runs_table(views))
+    session.console.print(render.runs_table(views, session.runs.skipped))
 
 
 # -- cancel ----------------------------------------------------------------------------

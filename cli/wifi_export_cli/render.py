@@ -1,4 +1,10 @@
-"""How runs look on a terminal: Rich tables and progress bars (never hand-drawn ones)."""
+"""How runs look on a terminal: Rich tables and progress bars (never hand-drawn ones).
+
+Everything shown comes from S3 or the API, so the CLI prints through one console,
+`PlainConsole`: no string is ever read as Rich markup, and every string loses its
+control characters and escape sequences (`exporter.redaction.printable`) on its
+way to the terminal. `text` is the one way to make a styled `Text` of such a string.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +17,27 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from exporter.redaction import printable
 from wifi_export_cli.runs import RunView
 
 STYLES = {"running": "cyan", "succeeded": "green", "failed": "red", "cancelled": "yellow"}
+
+
+class PlainConsole(Console):
+    """The CLI's console: markup, emoji codes and highlighting off, and every string
+    (a table cell, a printed line) made printable before Rich sees it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(markup=False, emoji=False, highlight=False, **kwargs)
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        kwargs.update(markup=False, emoji=False)
+        return super().render_str(printable(text), **kwargs)
+
+
+def text(value: Any, style: str = "") -> Text:
+    """A stored or answered value as a styled `Text`: printable, never markup."""
+    return Text(printable(str(value)), style=style)
 
 
 def size(n: float) -> str:
@@ -37,9 +61,20 @@ def duration(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
+def started_line(view: RunView) -> Text:
+    """`wifi-export run`: one line per run started."""
+    basis = f" ({view.time_basis})" if view.time_basis else ""
+    return Text.assemble(
+        "started run ",
+        text(view.run_id, "bold"),
+        text(f": brand {view.brand_id} {view.start_date}..{view.end_date}{basis}, "),
+        f"{view.windows_total} window(s)",
+    )
+
+
 def status_text(status: str, cancel_requested: bool = False) -> Text:
     label = f"{status} (cancel requested)" if cancel_requested and status == "running" else status
-    return Text(label, style=f"bold {STYLES.get(status, '')}")
+    return text(label, f"bold {STYLES.get(status, '')}")
 
 
 def rows_line(view: RunView) -> str:
@@ -59,7 +94,7 @@ def eta_line(view: RunView) -> str:
 
 def run_panel(view: RunView) -> Group:
     """`wifi-export status RUN_ID`: everything about one run."""
-    head = Text.assemble(("run ", "dim"), (view.run_id, "bold"), "  ")
+    head = Text.assemble(("run ", "dim"), text(view.run_id, "bold"), "  ")
     head.append_text(status_text(view.status, view.cancel is not None))
     details = Table.grid(padding=(0, 2))
     details.add_column(style="dim", no_wrap=True)
@@ -98,15 +133,16 @@ def run_panel(view: RunView) -> Group:
             "cancel", f"requested at {view.cancel.get('requestedAt')}: stops at its next step"
         )
     if view.error:
-        details.add_row("error", Text(view.error, style="red"))
+        details.add_row("error", text(view.error, "red"))
     if view.manifest:
         details.add_row("manifest", view.manifest)
     return Group(head, details)
 
 
-def runs_table(views: Sequence[RunView]) -> Table:
-    """`wifi-export runs`: newest first."""
-    table = Table(box=None, header_style="bold", pad_edge=False)
+def runs_table(views: Sequence[RunView], skipped: int = 0) -> Table:
+    """`wifi-export runs`: newest first; `skipped` malformed history entries counted."""
+    note = f"{skipped} malformed history entr{'y' if skipped == 1 else 'ies'} skipped"
+    table = Table(box=None, header_style="bold", pad_edge=False, caption=note if skipped else None)
     for name, justify in (
         ("run id", "left"),
         ("brand", "right"),
@@ -137,7 +173,7 @@ class Follower:
 
     def __init__(self, console: Console) -> None:
         self.progress = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(bar_width=32),
             MofNCompleteColumn(),
             TextColumn("windows"),
@@ -162,7 +198,7 @@ class Follower:
         task = self._tasks.get(view.run_id)
         if task is None:
             self._tasks[view.run_id] = self.progress.add_task(
-                view.run_id,
+                printable(view.run_id),
                 total=max(view.windows_total, 1),
                 completed=view.windows_done,
                 rows=rows,

@@ -23,6 +23,7 @@ from exporter.run.counters import Counters
 from exporter.run.keys import Layout, RunKeys, brand_of_run_id
 from exporter.run.ledger import Ledger
 from exporter.run.records import is_run_id
+from wifi_export_cli import stored
 from wifi_export_cli.deployment import CliError, Deployment
 
 FINAL: Final = ("succeeded", "failed", "cancelled")
@@ -59,6 +60,7 @@ class RunView:
     manifest: str | None = None
     windows: list[dict[str, Any]] | None = None  # the plan, as `run` answered it
     now: datetime | None = None  # when this was read
+    malformed: list[str] = field(default_factory=list)  # stored fields of the wrong type
 
     @property
     def rows(self) -> int:
@@ -172,6 +174,8 @@ class Runs:
         # Per-window progress objects by key: (version, document). Following a long
         # run re-reads only the windows that moved since the last refresh.
         self._progress: dict[str, tuple[str, dict[str, Any]]] = {}
+        # History entries `recent` skipped as malformed (stored.py).
+        self.skipped = 0
 
     # -- one run ---------------------------------------------------------------------
 
@@ -205,37 +209,50 @@ class Runs:
             return view
         # Running: what the run's folder says now.
         view.counters, refused = self._ledger.progress_of(keys, self._progress)
-        view.refused = sorted({*view.refused, *refused}, key=str)
+        view.refused = sorted({*view.refused, *stored.ids(refused)}, key=str)
         view.windows_done = self._ledger.windows_done(keys)
         view.cancel = docs.cancel
         view.error = self._ledger.failure(keys) or view.error
         return view
 
     def _view(self, keys: RunKeys, doc: dict[str, Any]) -> RunView:
+        totals = stored.mapping(doc.get("totals")) or {}
+        api = stored.mapping(doc.get("api")) or {}
         state = doc.get("state")
         windows = doc.get("windows")
+        bad = stored.Malformed()
+        rows = bad.count(doc, "rows", -1)
         return RunView(
             run_id=keys.run_id,
             brand_id=keys.brand_id,
             status=state if state in STATUSES else "running",
-            start_date=doc.get("startDate"),
-            end_date=doc.get("endDate"),
-            time_basis=doc.get("timeBasis"),
-            trigger=doc.get("trigger"),
-            started_at=doc.get("startedAt"),
-            windows_done=int(doc.get("windowsDone", 0)),
-            windows_total=int(
-                doc.get("windowsTotal", len(windows) if isinstance(windows, list) else 0)
+            start_date=stored.text(doc.get("startDate")),
+            end_date=stored.text(doc.get("endDate")),
+            time_basis=stored.text(doc.get("timeBasis")),
+            trigger=stored.text(doc.get("trigger")),
+            started_at=stored.text(doc.get("startedAt")),
+            windows_done=bad.count(doc, "windowsDone"),
+            windows_total=bad.count(
+                doc, "windowsTotal", len(windows) if isinstance(windows, list) else 0
             ),
-            counters=Counters.from_final(doc),
-            updated_at=doc.get("updatedAt"),
-            finished_at=doc.get("finishedAt"),
-            duration_s=doc.get("durationSeconds"),
-            last_checkpoint=doc.get("lastCheckpoint"),
-            error=doc.get("error"),
-            refused=list(doc.get("refused") or []),
-            selection=doc.get("selection"),
+            # Every stored number checked for its type (stored.Malformed): one bad
+            # history entry is skipped and counted, never a crash for everyone.
+            counters=Counters(
+                rows=rows if rows >= 0 else bad.count(totals, "rows"),
+                bytes=bad.count(totals, "bytes"),
+                pages=bad.count(api, "pages"),
+                api_calls=bad.count(api, "calls"),
+                retries=bad.count(api, "retries"),
+            ),
+            updated_at=stored.text(doc.get("updatedAt")),
+            finished_at=stored.text(doc.get("finishedAt")),
+            duration_s=bad.seconds(doc, "durationSeconds"),
+            last_checkpoint=stored.mapping(doc.get("lastCheckpoint")),
+            error=stored.text(doc.get("error")),
+            refused=list(stored.ids(doc.get("refused"))),
+            selection=stored.mapping(doc.get("selection")),
             now=self._clock(),
+            malformed=bad.fields,
         )
 
     # -- the history index -------------------------------------------------------------
@@ -253,6 +270,9 @@ class Runs:
                 with ThreadPoolExecutor(_READERS) as pool:
                     views = list(pool.map(self._entry, chunk))
                 for view in views:
+                    if view is not None and view.malformed:
+                        self.skipped += 1  # one bad entry must not hide every run
+                        continue
                     if view is not None and (status is None or view.status == status):
                         found.append(view)
                         if len(found) >= last:

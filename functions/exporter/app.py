@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from exporter import events, wiring
@@ -9,7 +10,7 @@ from exporter.errors import InvalidEvent
 from exporter.observability import logger, metrics, traced
 from exporter.redaction import error_text
 from exporter.run.context import Invocation
-from exporter.run.messages import handle_message
+from exporter.run.messages import handle_message, reject
 from exporter.run.start import start_runs
 
 if TYPE_CHECKING:
@@ -38,7 +39,17 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 event_type=EventType.SQS, raise_on_entire_batch_failure=False
             )
 
+            # Lambda sets AWS_REGION; a local stand-in may set only the default.
+            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "")
+            ours = events.queue_arn(ctx.settings.queue_url, region)
+
             def record_handler(record: SQSRecord) -> None:
+                if not events.from_queue(record.get("eventSourceARN"), ours):
+                    # Sent by whoever may invoke the function, not by SQS: no run is
+                    # touched, and the record counts as handled (nothing to redeliver).
+                    source = str(record.get("eventSourceARN"))[:160]
+                    reject(f"eventSourceARN {source!r} is not this deployment's queue")
+                    return
                 receive_count = int(record.attributes.approximate_receive_count or 1)
                 handle_message(
                     ctx, record.body, receive_count, Invocation(record.message_id, remaining)

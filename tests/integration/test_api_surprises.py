@@ -205,7 +205,7 @@ def test_unknown_scalar_fields_are_counted_and_the_run_succeeds(
     ("fields", "named"),
     [
         ({"visits": "lots"}, "metric 'visits' of location 123400001 is not a map"),
-        ({"locationId": None}, "locationId None is not a positive integer"),
+        ({"locationId": None}, "locationId None is not a positive bigint"),
         ({"bounces": {"2023-06-08T10:00:00Z": -1}}, "metric 'bounces' of location 123400001"),
     ],
 )

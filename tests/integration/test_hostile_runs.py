@@ -117,7 +117,7 @@ def test_an_echoed_token_straddling_the_quote_cut_leaves_no_prefix(
         lab.run(EVENT)
         (issued,) = api.tokens
     body, _, _ = failed_run(lab)
-    assert "the API rejected the request (400): rejected: xxx" in body["error"]
+    assert body["error"].endswith("the API rejected the request (400)")  # the body unquoted
     leaks = find_secrets(everything(lab, logs, caplog), [*forms(issued), CLIENT_SECRET])
     assert not leaks, leaks
 

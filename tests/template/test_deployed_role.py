@@ -9,6 +9,7 @@ what CloudFormation gets, and hold it to the list of actions the code needs
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from collections import defaultdict
@@ -39,16 +40,22 @@ DEFAULT_GRANTS = {
     "s3:PutObject": {
         "arn:aws:s3:::{ExportBucket}/wifi/metrics/*",
         "arn:aws:s3:::{ExportBucket}/wifi/metrics_parquet/*",
-        "arn:aws:s3:::{ExportBucket}/wifi/_exports/*",
+        "arn:aws:s3:::{ExportBucket}/wifi/_exports/runs/*",
+        "arn:aws:s3:::{ExportBucket}/wifi/_exports/requests/*",
+        "arn:aws:s3:::{ExportBucket}/wifi/_exports/history/*",
     },
     "s3:DeleteObject": {
         "arn:aws:s3:::{ExportBucket}/wifi/metrics/*",
         "arn:aws:s3:::{ExportBucket}/wifi/metrics_parquet/*",
-        "arn:aws:s3:::{ExportBucket}/wifi/_exports/*",
+        "arn:aws:s3:::{ExportBucket}/wifi/_exports/runs/*",
+        "arn:aws:s3:::{ExportBucket}/wifi/_exports/requests/*",
+        "arn:aws:s3:::{ExportBucket}/wifi/_exports/history/*",
     },
     # Table objects are read only by a selection's copy-on-write commit (get_versioned).
     "s3:GetObject": {
-        "arn:aws:s3:::{ExportBucket}/wifi/_exports/*",
+        "arn:aws:s3:::{ExportBucket}/wifi/_exports/runs/*",
+        "arn:aws:s3:::{ExportBucket}/wifi/_exports/requests/*",
+        "arn:aws:s3:::{ExportBucket}/wifi/_exports/history/*",
         "arn:aws:s3:::{ExportBucket}/wifi/metrics/*",
     },
     "s3:ListBucket": {"arn:aws:s3:::{ExportBucket}"},
@@ -67,15 +74,21 @@ CUSTOM_GRANTS = {
     "secretsmanager:GetSecretValue": {CUSTOM["SecretName"]},
     "s3:PutObject": {
         "arn:aws:s3:::acme-lake/lake/wifi/*",
-        "arn:aws:s3:::acme-lake/ops/wifi-state/*",
+        "arn:aws:s3:::acme-lake/ops/wifi-state/runs/*",
+        "arn:aws:s3:::acme-lake/ops/wifi-state/requests/*",
+        "arn:aws:s3:::acme-lake/ops/wifi-state/history/*",
     },
     "s3:DeleteObject": {
         "arn:aws:s3:::acme-lake/lake/wifi/*",
-        "arn:aws:s3:::acme-lake/ops/wifi-state/*",
+        "arn:aws:s3:::acme-lake/ops/wifi-state/runs/*",
+        "arn:aws:s3:::acme-lake/ops/wifi-state/requests/*",
+        "arn:aws:s3:::acme-lake/ops/wifi-state/history/*",
     },
     "s3:GetObject": {
         "arn:aws:s3:::acme-lake/lake/wifi/*",
-        "arn:aws:s3:::acme-lake/ops/wifi-state/*",
+        "arn:aws:s3:::acme-lake/ops/wifi-state/runs/*",
+        "arn:aws:s3:::acme-lake/ops/wifi-state/requests/*",
+        "arn:aws:s3:::acme-lake/ops/wifi-state/history/*",
     },
     "s3:ListBucket": {"arn:aws:s3:::acme-lake"},
 }
@@ -190,12 +203,13 @@ def test_no_allow_on_every_resource_and_wildcards_only_where_documented(
             assert resource != "*"
             rest = resource
             # Object keys under a prefix; the secret's 6-character suffix.
-            for allowed in (
+            allowed_paths: tuple[str, ...] = (
                 "/wifi/metrics/*",
                 "/wifi/metrics_parquet/*",
-                "/wifi/_exports/*",
                 "-??????",
-            ):
+            )
+            allowed_paths += tuple(f"/wifi/_exports/{d}/*" for d in ("runs", "requests", "history"))
+            for allowed in allowed_paths:
                 rest = rest.replace(allowed, "")
             assert "*" not in rest and "?" not in rest, resource
 
@@ -278,3 +292,34 @@ def test_the_action_list_is_documented(default: Deployment) -> None:
     for action in _grants(default):
         assert f"`{action}`" in section, f"{action} missing from docs/decisions.md"
         assert action in template
+
+
+def test_run_state_grants_cover_what_the_code_writes_not_athena_results(
+    default: Deployment,
+) -> None:
+    """Get/Put/Delete under the state prefix reach only the folders of
+    exporter/run/keys.py: the Athena workgroup's results beside them stay out."""
+    from exporter.run.keys import Layout  # noqa: PLC0415
+
+    layout = Layout("wifi/_exports", "wifi/metrics")
+    run_id = "20230701T033000000Z-b1234-9f2c41d0"
+    run = layout.run(run_id, 1234)
+    written = [
+        layout.plan(run_id),
+        layout.request("some-request"),
+        layout.history(run_id),
+        layout.history_manifest(run_id),
+        run.step(0, 1),
+        run.lease(0),
+        run.progress(0),
+        run.backoff(0, 1, 0),
+        run.status,
+        run.cancel,
+        run.manifest,
+    ]
+    athena = "wifi/_exports/athena-results/2024/01/01/query.csv"
+    for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+        grants = [g.removeprefix("arn:aws:s3:::{ExportBucket}/") for g in _grants(default)[action]]
+        for key in written:
+            assert any(fnmatch.fnmatchcase(key, g) for g in grants), (action, key)
+        assert not any(fnmatch.fnmatchcase(athena, g) for g in grants), (action, grants)

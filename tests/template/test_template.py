@@ -343,11 +343,14 @@ def test_s3_access_is_limited_to_the_two_prefixes(resources: dict[str, Any]) -> 
         "arn:${AWS::Partition}:s3:::${Bucket}/${ParquetPrefix}/*"
     )
     assert s3["ReadWriteRunState"]["Action"] == ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-    assert _sub_text(s3["ReadWriteRunState"]["Resource"]) == (
-        "arn:${AWS::Partition}:s3:::${Bucket}/${StatePrefix}/*"
-    )
+    # Not all of StatePrefix: its athena-results/ folder holds the workgroup's results.
+    assert [_sub_text(r) for r in s3["ReadWriteRunState"]["Resource"]] == [
+        f"arn:${{AWS::Partition}}:s3:::${{Bucket}}/${{StatePrefix}}/{folder}/*"
+        for folder in ("runs", "requests", "history")
+    ]
     for statement in s3.values():
-        assert statement["Resource"]["Fn::Sub"][1] == {"Bucket": BUCKET}
+        for resource in _as_list(statement["Resource"]):
+            assert resource["Fn::Sub"][1] == {"Bucket": BUCKET}
 
 
 def test_each_service_is_scoped_to_its_resource(resources: dict[str, Any]) -> None:

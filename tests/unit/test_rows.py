@@ -101,7 +101,7 @@ def test_a_location_without_values_gives_no_rows() -> None:
         ([{"locationId": "1"}], "locationId"),
         ([{"locationId": True}], "locationId"),
         ([{"locationId": -3}], "locationId"),
-        ([{"locationId": 1, "referenceNumber": 5}], "referenceNumber"),
+        ([{"locationId": 1, "referenceNumber": 5.0}], "referenceNumber"),
         ([{"locationId": 1, "visits": [1, 2]}], "not a map"),
         ([{"locationId": 1, "visits": None}], "not a map"),
         ([{"locationName": "Store 12", "visits": {}}], "locationId"),

@@ -170,7 +170,7 @@ class AnalytiksClient:
         try:
             payload = self._authorized(f"{self._api_url}{api.path}", body, remaining_s, what)
         except Unauthorized as refusal:
-            refused = refused_ids(refusal.payload)
+            refused = refused_ids(refusal.payload, selector_ids(selector))
             if api.skips_refused:
                 # v2 answers 401 when every id of the request is refused: for one
                 # batch of a larger selection that is a partial result, not an error.
@@ -187,7 +187,7 @@ class AnalytiksClient:
             return payload, ()
         if not isinstance(payload, dict) or not isinstance(payload.get("successes"), list):
             raise MalformedResponse(f"{api.name} answer is not an object with a 'successes' list")
-        return payload["successes"], refused_ids(payload.get("failures"))
+        return payload["successes"], refused_ids(payload.get("failures"), selector_ids(selector))
 
     def _authorized(
         self, url: str, body: bytes, remaining_s: Callable[[], float], what: str

@@ -125,7 +125,8 @@ def _brand_ids(raw: str) -> tuple[int, ...]:
         item = part.strip()
         if not item:
             continue
-        if not item.isdigit() or int(item) <= 0:
+        # ASCII digits only: isdigit() and int() also take other scripts' digits.
+        if not (item.isascii() and item.isdigit()) or not 0 < int(item) <= 2**63 - 1:
             raise ConfigError(
                 f"BRAND_IDS: expected comma-separated positive integers, got {item!r}"
             )

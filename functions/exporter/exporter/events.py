@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
 from exporter.config import Settings, TimeBasis
 from exporter.errors import InvalidEvent
@@ -24,7 +25,9 @@ _ON_DEMAND_FIELDS = frozenset(
 _MAX_BRAND_ID = 2**63 - 1
 # A date, or a datetime with optional fraction and an optional `Z`. Offsets such
 # as +02:00 are refused: the API only knows UTC (`Z`) and local (no suffix).
-_DAY_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z)?)?$")
+_DAY_RE = re.compile(
+    r"(\d{4}-\d{2}-\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z)?)?", re.ASCII
+)
 
 # Scheduled events (docs/contracts.md, "Scheduled events"). Only these sources
 # schedule runs; anything else claiming to be scheduled is refused.
@@ -52,6 +55,36 @@ class RunRequest:
     request_key: str
     # Chosen locations / reference numbers / zone (v1, v2, v4); None: the whole brand (v3).
     selection: Selection | None = None
+
+
+# The region in a queue URL's host: sqs.<region>.amazonaws.com[.cn] (also
+# LocalStack's sqs.<region>.localhost.localstack.cloud) or the legacy
+# <region>.queue.amazonaws.com.
+_SQS_HOST_RE: Final = re.compile(
+    r"(?:sqs\.([a-z]{2}(?:-[a-z]+)+-\d{1,2})|([a-z]{2}(?:-[a-z]+)+-\d{1,2})\.queue)\..+",
+    re.ASCII,
+)
+
+
+def queue_arn(queue_url: str, region: str) -> str:
+    """The ARN of the queue at `queue_url`: the only `eventSourceARN` whose records
+    are checkpoints (docs/contracts.md, "Events"). An endpoint that is not AWS's
+    own (moto server, LocalStack, ElasticMQ) names no region: `region` is used."""
+    parts = urlsplit(queue_url)
+    path = parts.path.strip("/").split("/")
+    host = _SQS_HOST_RE.fullmatch(parts.hostname or "")
+    if host is not None:
+        region = host.group(1) or host.group(2)
+    partitions = (("cn-", "aws-cn"), ("us-gov-", "aws-us-gov"))
+    partition = next((p for prefix, p in partitions if region.startswith(prefix)), "aws")
+    account, name = (path[-2], path[-1]) if len(path) >= 2 else ("", path[-1])
+    return f"arn:{partition}:sqs:{region}:{account}:{name}"
+
+
+def from_queue(source_arn: Any, expected_arn: str) -> bool:
+    """Whether a record's `eventSourceARN` is the deployment's queue. Anyone allowed
+    to invoke the function can send `Records`: their checkpoints are not ours."""
+    return isinstance(source_arn, str) and source_arn == expected_arn
 
 
 def classify(event: Any) -> EventKind:
@@ -100,7 +133,7 @@ def _day(event: dict[str, Any], field: str) -> tuple[date, TimeBasis | None]:
         raise InvalidEvent(f"{field}: required, an ISO 8601 date like 2023-06-08")
     if not isinstance(raw, str):
         raise InvalidEvent(f"{field}: expected an ISO 8601 date string, got {raw!r}")
-    match = _DAY_RE.match(raw)
+    match = _DAY_RE.fullmatch(raw)
     if not match:
         raise InvalidEvent(
             f"{field}: {raw!r} is not an ISO 8601 date (2023-06-08) or datetime "

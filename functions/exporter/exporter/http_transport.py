@@ -10,6 +10,7 @@ past the Lambda deadline; a 429 slows the container's pacer down
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
@@ -21,11 +22,11 @@ from urllib3.exceptions import HTTPError, SSLError
 
 from exporter import json_codec
 from exporter.api_answers import (
-    MAX_PAGE_BYTES,
     MAX_TOKEN_ANSWER_BYTES,
+    error_code,
     header_seconds,
     json_or_none,
-    reason,
+    page_limit,
     receive,
 )
 from exporter.errors import (
@@ -91,6 +92,8 @@ class Transport:
         self._jitter = jitter
         # The container's share of API_MAX_RPS (exporter.pacing); None = unlimited.
         self._pacer = pacer
+        # The page cap follows the function's memory (api_answers.page_limit).
+        self.page_limit = page_limit(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"))
 
     def post(  # noqa: PLR0912, PLR0915 -- one retry state machine reads best in one place
         self,
@@ -112,7 +115,7 @@ class Transport:
             "Accept-Encoding": "identity",
             **headers,
         }
-        limit = MAX_TOKEN_ANSWER_BYTES if token_request else MAX_PAGE_BYTES
+        limit = MAX_TOKEN_ANSWER_BYTES if token_request else self.page_limit
         last_problem = "no attempt made"
         throttled, hint = 0, 0.0  # 429 answers in a row to this request; the wait asked
         for attempt in range(policy.max_attempts):
@@ -216,8 +219,11 @@ class Transport:
                         "answer is not quoted (it may echo the client_secret)"
                     )
                 else:
-                    why = reason(data)
-                    raise ApiRejected(f"{what}: the API rejected the request ({status}): {why}")
+                    code = error_code(data)
+                    raise ApiRejected(
+                        f"{what}: the API rejected the request ({status})"
+                        + (f": {code}" if code else "")
+                    )
             if status != 429:
                 throttled = 0
             if attempt + 1 == policy.max_attempts:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from exporter import json_codec
-from exporter.redaction import error_text, redact_value
+from exporter.redaction import error_text, printable_value, redact_value
 from exporter.run.records import RunPlan
 
 # SNS takes at most 256 KiB (262,144 bytes) a message, message attributes
@@ -107,7 +107,9 @@ def render(body: dict[str, Any], limit: int = MAX_MESSAGE_BYTES) -> str:
     manifest and the status object keep them. A message SNS refused would leave
     the run without its notification.
     """
-    safe: dict[str, Any] = redact_value(body)
+    # Every string plain text (an unknown field's name comes from the API): the
+    # message is read on terminals and in mail.
+    safe: dict[str, Any] = printable_value(redact_value(body))
     if isinstance(safe.get("error"), str):
         safe["error"] = error_text(safe["error"])
     message = json_codec.dumps(safe)

@@ -26,6 +26,17 @@ _MAX_TOKENS: Final = 512
 # an error is one line wherever it is shown.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9.]{0,63}")
+# What a terminal would act on rather than show: escape sequences whole (CSI;
+# OSC, OSC 8 links among them, DCS, SOS, PM, APC up to their terminator; 7-bit
+# and 8-bit introducers), then any control character left, C0 and C1, and the
+# bidirectional controls that reorder what is shown.
+_ESCAPES = re.compile(
+    r"(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f]).*?(?:\x07|\x1b\\|\x9c|\Z)"
+    r"|\x1b[\x20-\x2f]*[\x30-\x7e]?",
+    re.DOTALL,
+)
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
 
 _lock = threading.Lock()
 _client_secrets: set[str] = set()
@@ -104,12 +115,32 @@ def redact_value(value: Any) -> Any:
 
 def error_text(text: str, limit: int = MAX_ERROR_CHARS) -> str:
     """Error text fit for a record or a notification: redacted whole, then one
-    line, then at most `limit` characters."""
-    clean = _CONTROL.sub(" ", redact(text))
+    line without escape sequences, then at most `limit` characters."""
+    clean = _CONTROL.sub(" ", _ESCAPES.sub("", redact(text)))
     if len(clean) <= limit:
         return clean  # so bounding bounded text changes nothing
     note = f"… [cut, {len(clean):,} characters in all]"
     return clean[: max(limit - len(note), 0)] + note
+
+
+def printable(text: str) -> str:
+    """`text` as plain characters for a terminal or a mail reader: every escape
+    sequence and control character removed (docs/reliability.md, "Hardening II")."""
+    return _UNPRINTABLE.sub("", _ESCAPES.sub("", text))
+
+
+def printable_value(value: Any) -> Any:
+    """A copy of a JSON-like value with every string (keys too) `printable`."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {
+            (printable(k) if isinstance(k, str) else k): printable_value(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [printable_value(v) for v in value]
+    return value
 
 
 def describe(exc: BaseException, limit: int = MAX_ERROR_CHARS) -> str:

@@ -1,25 +1,11 @@
 """Row shaping: one v3 page of API records -> JSON Lines per `dt` partition.
 
-The row schema is in docs/contracts.md, "Row schema".
-
-A pure function of its input (plus a cache of parsed time keys), and the hot
-path of the exporter: lines are assembled as text from precomputed pieces
-instead of building a dict per row and serializing it.
-
-What the API may do beyond its document (docs/decisions.md, "Rows and files"):
-
-* a time key's own form decides its row's basis: `...Z` is UTC, no suffix is
-  local, an explicit offset (`+02:00`) is the location's wall-clock time at that
-  offset, kept in `utc_offset` (a `+00:00` key in a UTC request is plain UTC).
-  A key in the other basis than the run's fails the run (`BasisMismatch`): its
-  row would mean another hour than its partition's (docs/decisions.md, "One
-  dataset per time basis");
-* in a local run, a location's local day whose bucket count is not 23, 24 or 25
-  is reported (`irregular_days`): a daylight-saving night whose two 02:00 keys
-  collided, or buckets that are not hours;
-* a field the exporter does not know is an `extra` metric when it is a map of
-  time keys to natural numbers, and otherwise counted by name
-  (`unknown_fields`) and left out: the rows have no column for it.
+The row schema is in docs/contracts.md, "Row schema"; what the API may do beyond
+its document, and why rows are shaped the way they are, in docs/decisions.md
+("Rows and files", "Values Athena can read", "One dataset per time basis"): a key
+in the other basis than the run's fails the run (`BasisMismatch`), and a local
+location-day of other than 23-25 buckets is reported (`irregular_days`). The hot
+path: lines are assembled as text from precomputed pieces, no dict per row.
 """
 
 from __future__ import annotations
@@ -38,10 +24,13 @@ from exporter.schema import METRIC_COLUMNS
 _IDENTITY_FIELDS: Final = frozenset({"locationId", "referenceNumber", "zoneId"})
 _METRIC_PIECES: Final = tuple((api, f',"{column}":') for api, column in METRIC_COLUMNS)
 # 2023-06-08T08:00:00Z, optional fraction, then Z / an offset / nothing.
+# ASCII digits only and matched in full: `\d` alone takes any script's digits
+# (and `int()` reads them), `$` a trailing newline.
 _KEY_RE: Final = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$"
+    r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?", re.ASCII
 )
-_MAX_METRIC_VALUE: Final = 2**63 - 1
+# Athena's bigint: ids and metric values beyond it fail the run, naming the field.
+MAX_BIGINT: Final = 2**63 - 1
 # UTC offsets in use on Earth: -12:00 (Baker Island) to +14:00 (Line Islands).
 _MIN_OFFSET_MINUTES: Final = -12 * 60
 _MAX_OFFSET_MINUTES: Final = 14 * 60
@@ -100,7 +89,7 @@ class RowShaper:
         self._aliased = False
 
     def _parse_key(self, key: str) -> tuple[str, str, str, int]:
-        match = _KEY_RE.match(key)
+        match = _KEY_RE.fullmatch(key)
         if not match:
             raise MalformedResponse(f"time bucket key {key[:40]!r} is not an ISO 8601 timestamp")
         day, clock, suffix = match.groups()
@@ -240,8 +229,8 @@ def _location(
     if not isinstance(record, dict):
         raise MalformedResponse("a data item is not an object")
     location = record.get("locationId")
-    if type(location) is not int or location <= 0:
-        raise MalformedResponse(f"locationId {location!r} is not a positive integer")
+    if type(location) is not int or not 0 < location <= MAX_BIGINT:
+        raise MalformedResponse(f"locationId {location!r} is not a positive bigint")
     known: list[tuple[int, str, dict[str, int]]] = []
     extras: list[tuple[str, dict[str, int]]] = []
     bucket_keys: set[str] = set()
@@ -275,6 +264,8 @@ def _prefix(record: dict[str, Any], location: int) -> str:
     head = [f'{{"location_id":{location}']
     for api_field, column in (("referenceNumber", "reference_number"), ("zoneId", "zone_id")):
         value = record.get(api_field)
+        if api_field == "referenceNumber" and type(value) is int:
+            value = str(value)  # "your internal IDs": some are numbers; the column is text
         if value is not None:
             if not isinstance(value, str):
                 raise MalformedResponse(f"{api_field} of location {location} is not a string")
@@ -290,13 +281,13 @@ def _naturals(series: dict[Any, Any]) -> bool:
     """
     values = series.values()
     return _INT.issuperset(map(type, values)) and (
-        not series or (min(values) >= 0 and max(values) <= _MAX_METRIC_VALUE)
+        not series or (min(values) >= 0 and max(values) <= MAX_BIGINT)
     )
 
 
 def _refuse_values(metric: str, location: int, series: dict[Any, Any]) -> None:
     key, value = next(
-        (k, v) for k, v in series.items() if type(v) is not int or not 0 <= v <= _MAX_METRIC_VALUE
+        (k, v) for k, v in series.items() if type(v) is not int or not 0 <= v <= MAX_BIGINT
     )
     raise MalformedResponse(
         f"metric {metric!r} of location {location} at {str(key)[:40]!r} "
@@ -306,4 +297,4 @@ def _refuse_values(metric: str, location: int, series: dict[Any, Any]) -> None:
 
 def _is_metric_map(value: Any) -> bool:
     """An unknown field is an `extra` metric if it maps time keys to natural numbers."""
-    return type(value) is dict and _naturals(value) and all(map(_KEY_RE.match, value))
+    return type(value) is dict and _naturals(value) and all(map(_KEY_RE.fullmatch, value))

@@ -29,7 +29,7 @@ MAX_REFERENCE_LENGTH: Final = 128
 SELECTOR_FIELDS: Final = ("locations", "referenceNumbers", "zoneId")
 OPTION_FIELDS: Final = OPTIONS
 _MAX_LOCATION_ID: Final = 2**63 - 1
-_REFERENCE_RE: Final = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$")
+_REFERENCE_RE: Final = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
 
 Kind = Literal["locations", "referenceNumbers", "zoneId"]
 
@@ -149,7 +149,7 @@ def _references(raw: Any) -> tuple[str, ...]:
         if (
             not isinstance(value, str)
             or len(value) > MAX_REFERENCE_LENGTH
-            or not _REFERENCE_RE.match(value)
+            or not _REFERENCE_RE.fullmatch(value)
         ):
             raise InvalidEvent(
                 f"referenceNumbers[{n}]: expected printable text of 1 to "

@@ -15,7 +15,7 @@ from exporter.errors import TransientError
 from exporter.observability import logger
 from exporter.planning import days_of
 from exporter.ports import RemainingMs
-from exporter.run.basis import irregular_local_days
+from exporter.run.basis import MIGRATION, irregular_local_days
 from exporter.run.context import RunContext, iso
 from exporter.run.counters import Counters
 from exporter.run.coverage import WHOLE, Coverage, coverage_of, remove_rows
@@ -26,6 +26,28 @@ from exporter.run.records import RunPlan, StagedObject, StepRecord, refused_ids
 # A commit starts no second batch of Parquet rebuilds with less than this share of
 # the safety margin left (a batch of days takes well under a second per day).
 _PARQUET_FLOOR_SHARE: Final = 4
+
+
+def old_layout_failure(ctx: RunContext, plan: RunPlan) -> str | None:
+    """Fail the run, before its commit begins, if the brand still has old-layout objects.
+
+    One LIST of at most one page, brand-wide: the old folders hold rows of both bases
+    under one `dt`, which no query of the new table reads, and committing beside them
+    would leave a brand half migrated. Recorded as any failure is (first reason wins);
+    returns the run's recorded error, or None.
+    """
+    ledger = ctx.ledger
+    keys = ledger.keys(plan)
+    found = next(iter(ctx.store.list_keys(keys.old_layout)), None)
+    if found is None or ledger.committed_manifest(plan) is not None:
+        return None  # (committed by an earlier lease holder: the run can only go forward)
+    ledger.record_failure(
+        plan,
+        f"S3 layout: brand {keys.brand_id} still has objects in the layout before time "
+        f"bases were separate datasets ({found[-120:]!r}); nothing is committed. "
+        f"Migrate them first ({MIGRATION}), then run again",
+    )
+    return ledger.failure(keys)
 
 
 def commit_run(

@@ -16,7 +16,6 @@ from exporter.errors import TransientError
 from exporter.observability import MetricUnit, logger, metrics
 from exporter.redaction import error_text
 from exporter.run import commit
-from exporter.run.basis import old_layout_failure
 from exporter.run.context import Invocation, RunContext
 from exporter.run.ledger import Ledger
 from exporter.run.parallel import at_once
@@ -39,7 +38,7 @@ def finish_run(
         if done < len(plan.windows):
             ledger.report_progress(plan, windows_done=done)
             return
-        failure = ledger.fail_if_all_refused(plan) or old_layout_failure(ctx, plan)
+        failure = ledger.fail_if_all_refused(plan) or commit.old_layout_failure(ctx, plan)
     lease = _take_lease(ledger, plan, inv)
     if lease is None:
         # Someone holds the lease: keep this work alive (retried after the

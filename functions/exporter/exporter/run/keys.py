@@ -15,13 +15,13 @@ from exporter.config import TimeBasis
 from exporter.errors import InvalidTask
 from exporter.run.records import RUN_ID_PATTERN, is_run_id
 
-_DATA_NAME_RE: Final = re.compile(rf"^({RUN_ID_PATTERN})-w\d+-s\d+\.json\.gz$")
-_LEASE_RE: Final = re.compile(r"lease-(\d{6})\.json$")
+_DATA_NAME_RE: Final = re.compile(rf"({RUN_ID_PATTERN})-w\d+-s\d+\.json\.gz", re.ASCII)
+_LEASE_RE: Final = re.compile(r"lease-(\d{6})\.json\Z", re.ASCII)
 
 
 def run_id_of_data_object(key: str) -> str | None:
     """The run that wrote a table object, from its name; None for a foreign file."""
-    match = _DATA_NAME_RE.match(key.rsplit("/", 1)[-1])
+    match = _DATA_NAME_RE.fullmatch(key.rsplit("/", 1)[-1])
     return match.group(1) if match else None
 
 

@@ -26,12 +26,12 @@ def handle_message(ctx: RunContext, body: str, receive_count: int, inv: Invocati
     try:
         task = Task.from_body(body)
     except InvalidTask as exc:
-        _reject(str(exc))
+        reject(str(exc))
         return
     try:
         step.run_step(ctx, task, inv)
     except InvalidTask as exc:
-        _reject(str(exc))
+        reject(str(exc))
     except PermanentError as exc:
         finish.fail_run(ctx, task.run_id, str(exc), inv)
     except Exception as exc:
@@ -64,7 +64,7 @@ def handle_message(ctx: RunContext, body: str, receive_count: int, inv: Invocati
         raise TransientError(error) from None
 
 
-def _reject(reason: str) -> None:
+def reject(reason: str) -> None:
     logger.error(
         "rejected a queue message that is not a valid checkpoint", extra={"reason": reason}
     )

@@ -29,7 +29,7 @@ _TASK_FIELDS: Final = {
     2: frozenset({"v", "runId", "brandId", "window", "step", "cursor"}),
 }
 RUN_ID_PATTERN: Final = r"\d{8}T\d{9}Z-b\d{1,19}-[0-9a-f]{8}"
-_RUN_ID_RE: Final = re.compile(rf"^{RUN_ID_PATTERN}$")
+_RUN_ID_RE: Final = re.compile(RUN_ID_PATTERN, re.ASCII)
 
 
 def make_run_id(started_at: datetime, brand_id: int, request_key: str) -> str:
@@ -40,7 +40,7 @@ def make_run_id(started_at: datetime, brand_id: int, request_key: str) -> str:
 
 
 def is_run_id(value: Any) -> bool:
-    return isinstance(value, str) and _RUN_ID_RE.match(value) is not None
+    return isinstance(value, str) and _RUN_ID_RE.fullmatch(value) is not None
 
 
 @dataclass(frozen=True, slots=True)

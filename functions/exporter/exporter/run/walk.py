@@ -22,6 +22,7 @@ from exporter.rows import RowShaper
 from exporter.run.context import Invocation, RunContext
 from exporter.run.counters import Counters
 from exporter.run.records import RunPlan, StepRecord, Task
+from exporter.variants import variant
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ def walk_window(
         plan.run_id,
         plan.basis,
         days_of(window.first_day, window.last_day),
-        zero_filled=plan.selection is not None and plan.selection.variant == "v4",
+        zero_filled=plan.selection is not None and variant(plan.selection.variant).zero_fill,
     )
     api = ctx.api()
     margin = ctx.settings.time_safety_margin_ms

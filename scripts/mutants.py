@@ -121,6 +121,26 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
     ),
     Mutant(
+        name="parquet-stale-after-selection",
+        bug="a selection rerun commits its rows but leaves the days' Parquet objects as they were",
+        edits=(
+            Edit(
+                f"{EXPORTER}/run/commit.py",
+                "    _rebuild_parquet(ctx, keys, days, resumed=resumed, "
+                "remaining_ms=remaining_ms)\n",
+                "    if plan.selection is None:  # mutant: selections skip the Parquet table\n"
+                "        _rebuild_parquet(ctx, keys, days, resumed=resumed, "
+                "remaining_ms=remaining_ms)\n",
+            ),
+        ),
+        tests=(
+            (
+                "tests/integration/test_parquet.py::"
+                "test_whole_brand_then_a_selection_rerun_leave_both_tables_equal",
+            ),
+        ),
+    ),
+    Mutant(
         name="failed-run-commits-part",
         bug="a failed run copies the steps it recorded into the table",
         edits=(

@@ -27,6 +27,8 @@ CUSTOM = {
     "DataPrefix": "lake/wifi",
     "StatePrefix": "ops/wifi-state",
     "SecretName": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:acme/analytiks-AbCdEf",
+    # Without the Parquet table the role has no grant on its prefix.
+    "EnableParquet": "false",
 }
 
 # Each action the role grants -> the resources it may touch, for the default
@@ -37,12 +39,14 @@ DEFAULT_GRANTS = {
     },
     "s3:PutObject": {
         "arn:aws:s3:::{ExportBucket}/wifi/metrics/*",
+        "arn:aws:s3:::{ExportBucket}/wifi/metrics_parquet/*",
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/runs/*",
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/requests/*",
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/history/*",
     },
     "s3:DeleteObject": {
         "arn:aws:s3:::{ExportBucket}/wifi/metrics/*",
+        "arn:aws:s3:::{ExportBucket}/wifi/metrics_parquet/*",
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/runs/*",
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/requests/*",
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/history/*",
@@ -199,7 +203,11 @@ def test_no_allow_on_every_resource_and_wildcards_only_where_documented(
             assert resource != "*"
             rest = resource
             # Object keys under a prefix; the secret's 6-character suffix.
-            allowed_paths: tuple[str, ...] = ("/wifi/metrics/*", "-??????")
+            allowed_paths: tuple[str, ...] = (
+                "/wifi/metrics/*",
+                "/wifi/metrics_parquet/*",
+                "-??????",
+            )
             allowed_paths += tuple(f"/wifi/_exports/{d}/*" for d in ("runs", "requests", "history"))
             for allowed in allowed_paths:
                 rest = rest.replace(allowed, "")

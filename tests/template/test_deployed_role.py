@@ -43,6 +43,7 @@ DEFAULT_GRANTS = {
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/runs/*",
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/requests/*",
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/history/*",
+        "arn:aws:s3:::{ExportBucket}/wifi/_exports/lake/*",
     },
     "s3:DeleteObject": {
         "arn:aws:s3:::{ExportBucket}/wifi/metrics/*",
@@ -50,12 +51,14 @@ DEFAULT_GRANTS = {
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/runs/*",
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/requests/*",
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/history/*",
+        "arn:aws:s3:::{ExportBucket}/wifi/_exports/lake/*",
     },
     # Table objects are read only by a selection's copy-on-write commit (get_versioned).
     "s3:GetObject": {
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/runs/*",
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/requests/*",
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/history/*",
+        "arn:aws:s3:::{ExportBucket}/wifi/_exports/lake/*",
         "arn:aws:s3:::{ExportBucket}/wifi/metrics/*",
     },
     "s3:ListBucket": {"arn:aws:s3:::{ExportBucket}"},
@@ -77,18 +80,21 @@ CUSTOM_GRANTS = {
         "arn:aws:s3:::acme-lake/ops/wifi-state/runs/*",
         "arn:aws:s3:::acme-lake/ops/wifi-state/requests/*",
         "arn:aws:s3:::acme-lake/ops/wifi-state/history/*",
+        "arn:aws:s3:::acme-lake/ops/wifi-state/lake/*",
     },
     "s3:DeleteObject": {
         "arn:aws:s3:::acme-lake/lake/wifi/*",
         "arn:aws:s3:::acme-lake/ops/wifi-state/runs/*",
         "arn:aws:s3:::acme-lake/ops/wifi-state/requests/*",
         "arn:aws:s3:::acme-lake/ops/wifi-state/history/*",
+        "arn:aws:s3:::acme-lake/ops/wifi-state/lake/*",
     },
     "s3:GetObject": {
         "arn:aws:s3:::acme-lake/lake/wifi/*",
         "arn:aws:s3:::acme-lake/ops/wifi-state/runs/*",
         "arn:aws:s3:::acme-lake/ops/wifi-state/requests/*",
         "arn:aws:s3:::acme-lake/ops/wifi-state/history/*",
+        "arn:aws:s3:::acme-lake/ops/wifi-state/lake/*",
     },
     "s3:ListBucket": {"arn:aws:s3:::acme-lake"},
 }
@@ -208,7 +214,9 @@ def test_no_allow_on_every_resource_and_wildcards_only_where_documented(
                 "/wifi/metrics_parquet/*",
                 "-??????",
             )
-            allowed_paths += tuple(f"/wifi/_exports/{d}/*" for d in ("runs", "requests", "history"))
+            allowed_paths += tuple(
+                f"/wifi/_exports/{d}/*" for d in ("runs", "requests", "history", "lake")
+            )
             for allowed in allowed_paths:
                 rest = rest.replace(allowed, "")
             assert "*" not in rest and "?" not in rest, resource
@@ -316,6 +324,8 @@ def test_run_state_grants_cover_what_the_code_writes_not_athena_results(
         run.status,
         run.cancel,
         run.manifest,
+        layout.lake_month(1234, "utc", "2023-07", "days"),
+        layout.lake_month(1234, "local", "2023-07", "sums"),
     ]
     athena = "wifi/_exports/athena-results/2024/01/01/query.csv"
     for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):

@@ -346,7 +346,7 @@ def test_s3_access_is_limited_to_the_two_prefixes(resources: dict[str, Any]) -> 
     # Not all of StatePrefix: its athena-results/ folder holds the workgroup's results.
     assert [_sub_text(r) for r in s3["ReadWriteRunState"]["Resource"]] == [
         f"arn:${{AWS::Partition}}:s3:::${{Bucket}}/${{StatePrefix}}/{folder}/*"
-        for folder in ("runs", "requests", "history")
+        for folder in ("runs", "requests", "history", "lake")
     ]
     for statement in s3.values():
         for resource in _as_list(statement["Resource"]):

@@ -49,7 +49,7 @@ def check_range(start: str, end: str) -> tuple[date, date]:
 def coverage_days(
     store: ObjectStore, deployment: Deployment, brand: int, basis: str, days: tuple[date, date]
 ) -> list[dict[str, Any]]:
-    """The days of the range in the `coverage --json` shape (DESIGN §7).
+    """The days of the range in the `coverage --json` shape (docs/contracts.md, "Operations CLI").
 
     The trailing month before `--from` is read too: a day is partial when it has
     fewer stores than the brand's usual (its trailing median).

@@ -106,7 +106,7 @@ def trailing_median(counts: list[int]) -> float | None:
 def statuses(
     records: dict[str, dict[str, Any]], basis: str, first: date, last: date
 ) -> list[dict[str, Any]]:
-    """The days first..last in the `coverage --json` shape (DESIGN §7).
+    """The days first..last in the `coverage --json` shape (docs/contracts.md, "Operations CLI").
 
     `records` may hold days before `first`: they feed the trailing median that
     tells a day with fewer stores than usual (partial).

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bench import scale_report
+from bench import parquet, scale_report
 from bench.common import fmt, table
 
 NOTES_START, NOTES_END = "<!-- notes:start -->", "<!-- notes:end -->"
@@ -231,6 +231,7 @@ def render(res: dict[str, Any], notes: str, scale: str | None = None) -> str:
                 "## Results on one core\n\n" + ONE_CORE + "\n\n" + workloadtable(res, "pinned"),
                 "## Targets\n\n" + targetstable(res),
                 details(res),
+                *([parquet.section(res["parquet"])] if res.get("parquet") else []),
                 machine(res),
                 *([scale] if scale else []),
             ]

@@ -240,6 +240,13 @@ def main() -> int:  # noqa: PLR0915 -- one story, told top to bottom
         wifi_export("runs", env=cli_env)
 
         say()
+        say("7. Which days of June the lake holds, and which are missing (lake coverage):")
+        wifi_export(
+            "coverage", "--brand", str(BRAND), "--from", "2023-06-01", "--to", "2023-06-30",
+            env=cli_env,
+        )  # fmt: skip
+
+        say()
         show_partitions(s3, deployment.bucket)
 
         say()
@@ -253,6 +260,8 @@ def main() -> int:  # noqa: PLR0915 -- one story, told top to bottom
                     f"objects={body['totals']['objects']} api_calls={body['api']['calls']} "
                     f"manifest={body['manifest']}"
                 )
+                if "changes" in body:  # a run that replaced rows: what it changed
+                    say(f"    changes={body['changes']}")
             else:
                 say(f"    status={body['status']} rows=0 manifest=None ({body.get('note', '')})")
 

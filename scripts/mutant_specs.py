@@ -206,6 +206,12 @@ MUTANTS: tuple[Mutant, ...] = (
          "        if self._store.put_if_absent(keys.cancel, closed_slot_doc(self.now_iso(), failed=failed)):\n",
          "        if self._store.get(keys.cancel) is None:  # mutant: the slot stays open\n")],
        "tests/unit/test_operations.py::test_the_finisher_closes_the_cancel_slot_before_committing"),
+    _m("parquet-stale-after-selection", "a selection rerun commits its rows but leaves the days' Parquet objects as they were",
+       [("run/commit.py",
+         "    _rebuild_parquet(ctx, keys, days, resumed=resumed, remaining_ms=remaining_ms)\n",
+         "    if plan.selection is None:  # mutant: selections skip the Parquet table\n"
+         "        _rebuild_parquet(ctx, keys, days, resumed=resumed, remaining_ms=remaining_ms)\n")],
+       "tests/integration/test_parquet.py::test_whole_brand_then_a_selection_rerun_leave_both_tables_equal"),
 )  # fmt: skip
 
 # The cheapest few, run on every push (tests/unit/test_claims.py): unit selections only.

@@ -1,5 +1,5 @@
 """The `wifi-export` commands (docs/contracts.md, "Operations CLI"): run, status, runs,
-cancel, query.
+cancel, query, coverage.
 
 Exit codes: 0 done (with `--follow`: the run succeeded); 1 the run failed or was
 cancelled (`--follow`, or `run` seeing the API refuse it), or a cancel was refused;
@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import click
 
+from wifi_export_cli.coverage import coverage
 from wifi_export_cli.event import on_demand_event
 from wifi_export_cli.query import query
 from wifi_export_cli.run_command import run
@@ -27,7 +28,8 @@ __all__ = ["Services", "cli", "commands", "main", "on_demand_event"]
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="wifi-export", prog_name="wifi-export")
 def cli() -> None:
-    """Start, watch, list and cancel wifi-export runs; query what they exported.
+    """Start, watch, list and cancel wifi-export runs; query what they exported and see
+    which days the lake holds.
 
     The deployment comes from --stack-name (its outputs) or from the function's
     variables BUCKET_NAME, DATA_PREFIX, STATE_PREFIX (and FUNCTION_NAME for run);
@@ -36,7 +38,7 @@ def cli() -> None:
     """
 
 
-for _command in (run, status, list_runs, cancel, query):
+for _command in (run, status, list_runs, cancel, query, coverage):
     cli.add_command(_command)
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from wifi_export_cli import coverage as coverage_cli
 from wifi_export_cli import render
 from wifi_export_cli.deployment import CliError
 from wifi_export_cli.errors import handle_errors
@@ -50,6 +51,9 @@ FIRST_ANSWER_MIN_POLL_S = 0.2  # `--interval 0` must not spin on S3 for two minu
     help="With a selection: export the authorized ids, list the refused ones (v2).",
 )
 @click.option("--local-time", is_flag=True, help="Days in each location's local time.")
+@click.option(
+    "--missing", is_flag=True, help="Only the days `coverage` calls missing: a run per gap."
+)
 @click.option("--follow", is_flag=True, help="Then watch it like `status --follow`.")
 @click.option(
     "--no-wait",
@@ -71,6 +75,7 @@ def run(
     zero_fill: bool,
     skip_unauthorized: bool,
     local_time: bool,
+    missing: bool,
     follow: bool,
     no_wait: bool,
     interval: float,
@@ -96,8 +101,20 @@ def run(
         skip_unauthorized=skip_unauthorized,
     )
     check_flags(event, services().clock())
+    if missing and (locations or reference_numbers or zone):
+        raise click.UsageError("--missing re-exports whole days: it takes no selection")
+    days = coverage_cli.check_range(start, end) if missing else None
     session = open_session(stack_name, region, profile, as_json)
-    views = _start(session, event)
+    events = [event]
+    if days is not None:  # --missing: one run per gap of the lake's coverage
+        store = session.aws.store(session.deployment)
+        events = coverage_cli.missing_events(
+            store, session.deployment, brands, days, local_time=local_time
+        )
+        if not events:
+            session.console.print("nothing is missing in that range: no run started")
+            return
+    views = [view for e in events for view in _start(session, e)]
     if follow:
         follow_and_exit(session, views, interval, as_list=True)
     if not no_wait:

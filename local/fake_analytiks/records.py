@@ -39,6 +39,8 @@ class Quirks:
     ``record_fields``: unknown non-metric fields added to every record (v1-v4),
     ``{location_id}`` in a string value replaced by the record's location id.
     ``zero_values``: v1-v3 records carry zero values too, as v4 does.
+    ``restate``: location id -> visits added to each of its non-zero visits
+    buckets: the API restating a location's numbers (a rerun's `changes`).
     """
 
     utc_keys_for_local: bool = False
@@ -47,6 +49,7 @@ class Quirks:
     zones: dict[int, str] = field(default_factory=dict)
     record_fields: dict[str, object] = field(default_factory=dict)
     zero_values: bool = False
+    restate: dict[int, int] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
         """Part of every page's cache key: a change of quirks renders pages anew."""
@@ -58,6 +61,7 @@ class Quirks:
                 sorted(self.zones.items()),
                 sorted(self.record_fields.items()),
                 self.zero_values,
+                sorted(self.restate.items()),
             )
         )
 
@@ -101,6 +105,9 @@ def render_records(
             zone=zone,
             utc_minutes=utc,
         )
+        visits = record.get("visits")
+        if loc in quirks.restate and isinstance(visits, dict):
+            record["visits"] = {k: v + quirks.restate[loc] if v else v for k, v in visits.items()}
         _add_fields(record, quirks.record_fields, loc)
         records.append(record)
     return records

@@ -119,6 +119,11 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert [t["name"] for t in results["targets"]] == list(TARGETS)
     assert "## Results" in markdown and "## Targets" in markdown
     assert "## Results on one core" in markdown
+    # bench/parquet.py: Parquet bytes per brand-day and the commit's CPU for them.
+    assert (
+        results["parquet"]["parquet_bytes"] > 0 and results["parquet"]["parquet_commit_cpu_s"] > 0
+    )
+    assert "## Parquet table" in markdown
     assert markdown.count(scale) == 1 and "old generated text" not in markdown
     assert "<!-- notes:start -->" in markdown and "<!-- notes:end -->" in markdown
 

@@ -47,6 +47,7 @@ SHORT = 2_500  # a few pages; a dead holder's commit lease expires within ~2.5 s
 REDELIVERY_S = 0.6  # visibility timeout, compressed
 BIG = 30_000  # a whole window in one invocation
 DATA, STATE = "wifi/metrics/", "wifi/_exports/"
+PARQUET = "wifi/metrics_parquet/"  # the Parquet table (on by default)
 V3 = "/wifi/json/v3"
 # Small timeouts and backoff keep the campaign fast; the retry logic is the real one.
 FAST_POLICY: dict[str, Any] = {
@@ -135,7 +136,7 @@ def execute(
 
 def assert_keys_confined(lab: Lab) -> None:
     keys = lab.list_keys()
-    stray = [k for k in keys if not k.startswith((DATA, STATE)) or ".." in k or "//" in k]
+    stray = [k for k in keys if not k.startswith((DATA, STATE, PARQUET)) or ".." in k or "//" in k]
     assert not stray, f"keys outside the prefixes: {stray[:3]}"
 
 

@@ -42,6 +42,7 @@ from tests.chaos.campaign import (
 )
 from tests.integration.conftest import Lab
 from tests.integration.test_export import assert_table_matches
+from tests.integration.test_parquet import assert_tables_agree
 
 __all__ = ["chaos_lab", "dead_workers_do_nothing", "earlier", "fast_retries"]
 
@@ -71,6 +72,7 @@ class Kill:
 
 HALF_COPIES = COPIES // 2 + 1
 HALF_DAYS = DAYS // 2 + 1
+PARQUET_OBJECT = "/part.parquet"
 KILLS: list[Kill] = [
     Kill("walk: between pages (fetching page 2)", AnalytiksClient, "fetch_v3", 2, budget=BIG),
     Kill("stage: after flushing the first staged part", S3Store, "put", 1, "/staged/",
@@ -86,6 +88,10 @@ KILLS: list[Kill] = [
          DATA, after=True),
     Kill(f"commit: older objects deleted on {HALF_DAYS - 1} of {DAYS} days", S3Store, "delete",
          HALF_DAYS, DATA),
+    Kill("commit: JSON settled, at the first Parquet object's put", S3Store, "put", 1,
+         PARQUET_OBJECT),
+    Kill(f"commit: Parquet rebuilt on {HALF_DAYS - 1} of {DAYS} days", S3Store, "put",
+         HALF_DAYS, PARQUET_OBJECT),
     Kill("commit: at the manifest put", S3Store, "put", 1, "manifest.json"),
     Kill("commit: after the manifest, before the 'committed' marker", S3Store, "put_if_absent",
          1, "committed.json"),
@@ -122,6 +128,9 @@ def test_killed(
         note = settle(run, row, "succeeded", kills=1)
         if kill.case.startswith("commit") and kill.budget == HOP:
             assert note["body"]["totals"]["objects"] == COPIES  # what the kill points assume
+        if kill.case.startswith("commit"):
+            # The next lease holder redid the commit, Parquet rebuilds included.
+            assert_tables_agree(chaos_lab)
 
 
 def test_killed_between_publish_and_marker_repeats_the_same_notification(

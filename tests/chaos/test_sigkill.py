@@ -60,6 +60,7 @@ from tests.chaos.campaign import (
 from tests.chaos.conftest import SIZE
 from tests.integration.conftest import CLIENT_SECRET, REGION, Lab
 from tests.integration.test_export import assert_table_matches
+from tests.integration.test_parquet import assert_tables_agree
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = SIZE == "full"
@@ -111,6 +112,12 @@ if FULL:
             "wifi/metrics/",
         ),
         Point("mid-commit: writing the manifest", "S3Store.put", 1, "manifest.json"),
+        Point(
+            "mid-commit: JSON settled, writing the first Parquet object",
+            "S3Store.put",
+            1,
+            "/part.parquet",
+        ),
     ]
 
 
@@ -299,6 +306,7 @@ def test_worker_killed_with_sigkill(rig: Rig, campaign: Campaign, point: Point) 
         assert run_id != earlier.run_id
         rows = assert_table_matches(lab, BRAND, FIRST, LAST, "utc", run_id=run_id, other_days=True)
         assert body["totals"]["rows"] == len(rows)
+        assert_tables_agree(lab)  # the Parquet table caught up, one object per day
         kept = assert_neighbours_untouched(lab, earlier, FIRST, LAST)
         assert queue_depth(lab, lab.queue_url) == 0, "messages left in the queue"
         assert queue_depth(lab, lab.dlq_url) == 0, "messages in the DLQ"

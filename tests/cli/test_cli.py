@@ -66,7 +66,7 @@ def assert_one_line_error(result: Any, code: int, *fragments: str) -> None:
 
 
 def test_the_commands_and_flags_are_the_design_contract() -> None:
-    assert set(cli.commands) == {"run", "status", "runs", "cancel", "query"}
+    assert set(cli.commands) == {"run", "status", "runs", "cancel", "query", "coverage"}
     flags = {
         name: {o for p in command.params for o in p.opts} for name, command in cli.commands.items()
     }
@@ -82,7 +82,9 @@ def test_the_commands_and_flags_are_the_design_contract() -> None:
         "--zone",
         "--zero-fill",
         "--skip-unauthorized",
+        "--missing",
     }
+    assert flags["coverage"] >= common | {"--brand", "--from", "--to", "--basis", "--missing"}
     assert flags["status"] >= common | {"--follow"}
     assert flags["runs"] >= common | {"--brand", "--status", "--last"}
     assert flags["cancel"] >= common
@@ -580,10 +582,14 @@ def test_a_healthy_run_logs_no_warning_and_emits_the_operating_metrics(cli_lab: 
         "ApiThrottles",
         "ApiLatency",
         "Hops",
+        *LAKE_METRICS,
     ):
         assert name in emitted, f"{name} not emitted ({sorted(emitted)})"
     assert sum(emitted["RowsExported"]) == rows_expected(cli_lab)
     assert sum(emitted["Hops"]) == 4  # 3 pages a window: two hand-overs each
+
+
+LAKE_METRICS = {"HoursSinceLastCompleteDay", "MissingLocationDays"}
 
 
 def metrics_emitted(x: CliLab) -> dict[str, list[float]]:
@@ -594,7 +600,11 @@ def metrics_emitted(x: CliLab) -> dict[str, list[float]]:
         if "_aws" not in record:
             continue
         (directive,) = record["_aws"]["CloudWatchMetrics"]
-        assert directive["Dimensions"] == [["service"]]  # few dimensions: one
+        # Few dimensions: one, but the lake's metrics also per brand and basis.
+        lake = {m["Name"] for m in directive["Metrics"]} <= LAKE_METRICS
+        if directive["Dimensions"] != [["service"]]:
+            assert lake and directive["Dimensions"] == [["service", "brand_id", "time_basis"]]
+            continue
         for metric in directive["Metrics"]:
             value = record[metric["Name"]]
             emitted.setdefault(metric["Name"], []).extend(

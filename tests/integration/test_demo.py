@@ -51,3 +51,7 @@ def test_demo_runs_and_cleans_up() -> None:
     assert f"rows in {len(listed)} partitions (brand, basis, day)" in out, listed
     assert len(listed) == 19
     assert "Demo finished" in out
+    # The lake coverage calendar: the backfill's twelve days, the rest of June missing.
+    assert "$ wifi-export coverage --brand 1234 --from 2023-06-01 --to 2023-06-30" in out
+    assert "June 2023" in out and "missing: 2023-06-" in out
+    assert "changes={'days': {}}" in out  # the selection rerun: the same numbers again

@@ -11,14 +11,19 @@ from pathlib import Path
 from local.contract import parse_data_key
 from local.fake_analytiks import Quirks, location_ids, zone_id
 from tests.integration.conftest import Lab, expected
+from tests.integration.test_parquet import parquet_view
 from tests.template.cfn_yaml import load
 
 ROOT = Path(__file__).resolve().parents[2]
-QUERIES: dict[str, str] = {
+NAMED: dict[str, str] = {
     name: resource["Properties"]["QueryString"]
     for name, resource in load(ROOT / "template.yaml")["Resources"].items()
     if resource["Type"] == "AWS::Athena::NamedQuery"
 }
+# Each query has a twin over the Parquet table (docs/contracts.md, "The Parquet table").
+QUERIES = {name: sql for name, sql in NAMED.items() if not name.startswith("Parquet")}
+TWINS = {name: NAMED["Parquet" + name] for name in QUERIES}
+
 UTC = "AND time_basis = 'utc'"
 
 
@@ -81,6 +86,13 @@ def test_named_queries_run_and_add_up(lab: Lab) -> None:
 
     weeks = con.execute(QUERIES["WeekOverWeekQuery"]).fetchall()
     assert any(row[3] is not None for row in weeks)  # previous_week found
+
+    # The Parquet twins: the same SQL over the Parquet table, the same answers.
+    assert set(NAMED) == set(QUERIES) | {"Parquet" + name for name in QUERIES}
+    parquet_view(lab, con, "wifi_metrics_parquet")
+    for name, sql in QUERIES.items():
+        assert TWINS[name] == sql.replace("FROM wifi_metrics\n", "FROM wifi_metrics_parquet\n")
+        assert con.execute(TWINS[name]).fetchall() == con.execute(sql).fetchall(), name
 
 
 def test_named_queries_over_zeros_nulls_extra_and_both_bases(

@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from exporter.observability import logger
+from local.chaos import parquet_text
 from tests.integration.conftest import CLIENT_SECRET, Lab
 
 
@@ -34,6 +35,8 @@ def test_nothing_secret_is_logged_stored_or_published(
     haystacks = {"stdout": out, "stderr": err, "log records": caplog.text}
     for key in lab.list_keys():
         body = lab.s3.get_object(Bucket=lab.bucket, Key=key)["Body"].read()
+        if key.endswith(".parquet"):
+            body = parquet_text(body)  # ZSTD pages hide a byte search; its values do not
         haystacks[key] = (gzip.decompress(body) if key.endswith(".gz") else body).decode()
     notes = lab.notifications()
     assert [n["body"]["status"] for n in notes] == ["succeeded", "failed"]

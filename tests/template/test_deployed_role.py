@@ -27,6 +27,8 @@ CUSTOM = {
     "DataPrefix": "lake/wifi",
     "StatePrefix": "ops/wifi-state",
     "SecretName": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:acme/analytiks-AbCdEf",
+    # Without the Parquet table the role has no grant on its prefix.
+    "EnableParquet": "false",
 }
 
 # Each action the role grants -> the resources it may touch, for the default
@@ -37,21 +39,26 @@ DEFAULT_GRANTS = {
     },
     "s3:PutObject": {
         "arn:aws:s3:::{ExportBucket}/wifi/metrics/*",
+        "arn:aws:s3:::{ExportBucket}/wifi/metrics_parquet/*",
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/runs/*",
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/requests/*",
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/history/*",
+        "arn:aws:s3:::{ExportBucket}/wifi/_exports/lake/*",
     },
     "s3:DeleteObject": {
         "arn:aws:s3:::{ExportBucket}/wifi/metrics/*",
+        "arn:aws:s3:::{ExportBucket}/wifi/metrics_parquet/*",
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/runs/*",
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/requests/*",
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/history/*",
+        "arn:aws:s3:::{ExportBucket}/wifi/_exports/lake/*",
     },
     # Table objects are read only by a selection's copy-on-write commit (get_versioned).
     "s3:GetObject": {
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/runs/*",
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/requests/*",
         "arn:aws:s3:::{ExportBucket}/wifi/_exports/history/*",
+        "arn:aws:s3:::{ExportBucket}/wifi/_exports/lake/*",
         "arn:aws:s3:::{ExportBucket}/wifi/metrics/*",
     },
     "s3:ListBucket": {"arn:aws:s3:::{ExportBucket}"},
@@ -73,18 +80,21 @@ CUSTOM_GRANTS = {
         "arn:aws:s3:::acme-lake/ops/wifi-state/runs/*",
         "arn:aws:s3:::acme-lake/ops/wifi-state/requests/*",
         "arn:aws:s3:::acme-lake/ops/wifi-state/history/*",
+        "arn:aws:s3:::acme-lake/ops/wifi-state/lake/*",
     },
     "s3:DeleteObject": {
         "arn:aws:s3:::acme-lake/lake/wifi/*",
         "arn:aws:s3:::acme-lake/ops/wifi-state/runs/*",
         "arn:aws:s3:::acme-lake/ops/wifi-state/requests/*",
         "arn:aws:s3:::acme-lake/ops/wifi-state/history/*",
+        "arn:aws:s3:::acme-lake/ops/wifi-state/lake/*",
     },
     "s3:GetObject": {
         "arn:aws:s3:::acme-lake/lake/wifi/*",
         "arn:aws:s3:::acme-lake/ops/wifi-state/runs/*",
         "arn:aws:s3:::acme-lake/ops/wifi-state/requests/*",
         "arn:aws:s3:::acme-lake/ops/wifi-state/history/*",
+        "arn:aws:s3:::acme-lake/ops/wifi-state/lake/*",
     },
     "s3:ListBucket": {"arn:aws:s3:::acme-lake"},
 }
@@ -199,8 +209,14 @@ def test_no_allow_on_every_resource_and_wildcards_only_where_documented(
             assert resource != "*"
             rest = resource
             # Object keys under a prefix; the secret's 6-character suffix.
-            allowed_paths: tuple[str, ...] = ("/wifi/metrics/*", "-??????")
-            allowed_paths += tuple(f"/wifi/_exports/{d}/*" for d in ("runs", "requests", "history"))
+            allowed_paths: tuple[str, ...] = (
+                "/wifi/metrics/*",
+                "/wifi/metrics_parquet/*",
+                "-??????",
+            )
+            allowed_paths += tuple(
+                f"/wifi/_exports/{d}/*" for d in ("runs", "requests", "history", "lake")
+            )
             for allowed in allowed_paths:
                 rest = rest.replace(allowed, "")
             assert "*" not in rest and "?" not in rest, resource
@@ -308,6 +324,8 @@ def test_run_state_grants_cover_what_the_code_writes_not_athena_results(
         run.status,
         run.cancel,
         run.manifest,
+        layout.lake_month(1234, "utc", "2023-07", "days"),
+        layout.lake_month(1234, "local", "2023-07", "sums"),
     ]
     athena = "wifi/_exports/athena-results/2024/01/01/query.csv"
     for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):

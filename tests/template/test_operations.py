@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from exporter.lake.records import lake_prefix
 from exporter.run.keys import Layout
 from tests.template.cfn_yaml import load
 from wifi_export_cli.deployment import STACK_OUTPUTS
@@ -34,6 +35,8 @@ def _emitted_metrics() -> set[str]:
 def dashboard(tpl: dict[str, Any]) -> dict[str, Any]:
     (board,) = [r for r in tpl["Resources"].values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
     body = board["Properties"]["DashboardBody"]["Fn::Sub"]
+    # A number parameter stands unquoted (a line at the alarm's threshold).
+    body = body.replace("${FreshnessAlarmHours}", "36")
     # Every ${...} becomes a placeholder: what is left must be JSON.
     doc: dict[str, Any] = json.loads(re.sub(r"\$\{([^}]+)\}", r"<\1>", body))
     return doc
@@ -45,6 +48,7 @@ def _metrics(dashboard: dict[str, Any]) -> list[tuple[str, list[Any]]]:
         for w in dashboard["widgets"]
         if w["type"] == "metric"
         for m in w["properties"]["metrics"]
+        if isinstance(m[0], str)  # not a metric math expression (the lake's, below)
     ]
 
 
@@ -79,7 +83,62 @@ def test_the_dashboard_shows_what_a_person_needs(dashboard: dict[str, Any]) -> N
         if metric[0] == "AWS/Lambda":
             assert metric[2:4] == ["FunctionName", "<ExporterFunction>"]
     alarms = [w for w in dashboard["widgets"] if w["type"] == "alarm"]
-    assert len(alarms[0]["properties"]["alarms"]) == 3
+    assert len(alarms[0]["properties"]["alarms"]) == 5
+
+
+def test_lake_freshness_has_an_alarm_and_per_brand_widgets(
+    tpl: dict[str, Any], dashboard: dict[str, Any]
+) -> None:
+    """Issue 23: HoursSinceLastCompleteDay (threshold a parameter, 36 h) and
+    MissingLocationDays, alarmed on their service-wide series, drawn per brand."""
+    source = "\n".join(
+        p.read_text() for p in sorted((ROOT / "functions" / "exporter").rglob("*.py"))
+    )
+    emitted = set(re.findall(r'lake_metric\(\s*"(\w+)"', source))
+    assert emitted == {"HoursSinceLastCompleteDay", "MissingLocationDays"}
+    param = tpl["Parameters"]["FreshnessAlarmHours"]
+    assert (param["Type"], param["Default"]) == ("Number", 36)
+    alarms = {
+        r["Properties"]["MetricName"]: r["Properties"]
+        for r in tpl["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    fresh = alarms["HoursSinceLastCompleteDay"]
+    assert fresh["Threshold"] == {"Ref": "FreshnessAlarmHours"}
+    assert (fresh["Statistic"], fresh["ComparisonOperator"]) == ("Maximum", "GreaterThanThreshold")
+    assert fresh["TreatMissingData"] == "ignore"  # nightly data: stale until a commit says not
+    assert fresh["Dimensions"] == [{"Name": "service", "Value": {"Ref": "ServiceName"}}]
+    short = alarms["MissingLocationDays"]
+    assert (short["Statistic"], short["Threshold"]) == ("Sum", 0)
+    for alarm in (fresh, short):
+        assert alarm["Namespace"] == "WifiExport"
+        assert alarm["AlarmActions"] == [{"Ref": "NotificationTopic"}]
+    searches = {
+        name: w
+        for w in dashboard["widgets"]
+        if w["type"] == "metric"
+        for m in w["properties"]["metrics"]
+        if isinstance(m[0], dict)
+        for name in emitted
+        if f'MetricName="{name}"' in m[0]["expression"]
+    }
+    assert set(searches) == emitted
+    for widget in searches.values():
+        (metric,) = widget["properties"]["metrics"]
+        assert "{WifiExport,service,brand_id,time_basis}" in metric[0]["expression"]
+        assert 'service="<ServiceName>"' in metric[0]["expression"]
+    line = searches["HoursSinceLastCompleteDay"]["properties"]["annotations"]["horizontal"][0]
+    assert line["value"] == 36
+    (board,) = [w for w in dashboard["widgets"] if w["type"] == "alarm"]
+    assert {"<LakeFreshnessAlarm.Arn>", "<MissingLocationDaysAlarm.Arn>"} <= set(
+        board["properties"]["alarms"]
+    )
+    # The lake coverage never expires (the table does not); its old versions do.
+    rules = tpl["Resources"]["ExportBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    (lake,) = [r for r in rules if r["Prefix"] == {"Fn::Sub": "${StatePrefix}/lake/"}]
+    assert "ExpirationInDays" not in lake
+    assert lake["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+    assert lake_prefix("STATE", 1, "utc").startswith("STATE/lake/")  # where the code keeps it
 
 
 def test_the_dashboard_draws_only_metrics_the_code_emits(dashboard: dict[str, Any]) -> None:

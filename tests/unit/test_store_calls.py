@@ -112,6 +112,14 @@ STEP = [
     ("put", "RUN/coverage.json"),
     ("copy", "dt=2023-06-01/RUN-w0-s0.json.gz"),
     ("list_keys", "time_basis=utc/dt=2023-06-01"),
+    # The lake coverage (exporter.lake): this month's numbers and calendar, each
+    # read and written conditionally, then last month's calendar for the freshness
+    # metrics (trailing store counts).
+    ("get_versioned", "sums/2023-06.json"),
+    ("put_if_absent", "sums/2023-06.json"),
+    ("get_versioned", "days/2023-06.json"),
+    ("put_if_absent", "days/2023-06.json"),
+    ("get", "days/2023-05.json"),
     ("put", "RUN/manifest.json"),
     ("put_if_absent", "RUN/committed.json"),
     ("put", "2023-06/RUN.manifest.json"),

@@ -48,6 +48,10 @@ class Settings:
     # invocations at once (the event source mapping's ScalingConfig.MaximumConcurrency).
     api_max_rps: float | None = None
     max_concurrency: int = 5
+    # The Parquet table's location (docs/contracts.md, "The Parquet table"), None
+    # when it is turned off. `load_settings` turns it on unless PARQUET_ENABLED is
+    # false; a Settings built by hand (unit tests) has it off unless it says so.
+    parquet_prefix: str | None = None
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -131,6 +135,31 @@ def _brand_ids(raw: str) -> tuple[int, ...]:
     return tuple(brands)
 
 
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("true", "false"):
+        raise ConfigError(f"{name}: expected 'true' or 'false', got {raw!r}")
+    return raw == "true"
+
+
+def _disjoint(name: str, prefix: str, other_name: str, other: str) -> None:
+    """Two locations that must not contain each other (Athena would read one as the other)."""
+    if (prefix + "/").startswith(other + "/") or (other + "/").startswith(prefix + "/"):
+        raise ConfigError(f"{name}: must not overlap {other_name}")
+
+
+def _parquet_prefix(env: Mapping[str, str], data_prefix: str, state_prefix: str) -> str | None:
+    if not _flag(env, "PARQUET_ENABLED", True):
+        return None
+    prefix = _prefix("PARQUET_PREFIX", env.get("PARQUET_PREFIX", "") or "wifi/metrics_parquet")
+    # Inside the JSON table's location, the JSON table would read the Parquet objects.
+    _disjoint("PARQUET_PREFIX", prefix, "DATA_PREFIX", data_prefix)
+    _disjoint("PARQUET_PREFIX", prefix, "STATE_PREFIX", state_prefix)
+    return prefix
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the environment; raises ConfigError naming the variable."""
     env = os.environ if env is None else env
@@ -169,4 +198,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_max_rps=_rate(env, "API_MAX_RPS", 100_000.0),
         # 1 is below the event source mapping's minimum (2) but useful locally.
         max_concurrency=_int(env, "MAX_CONCURRENCY", 5, 1, 1_000),
+        parquet_prefix=_parquet_prefix(env, data_prefix, state_prefix),
     )

@@ -41,6 +41,7 @@ def success_message(
         "manifest": manifest_uri,
         "error": None,
         **_refused(manifest),
+        **({"changes": manifest["changes"]} if "changes" in manifest else {}),
     }
     return subject, body
 

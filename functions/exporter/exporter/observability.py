@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -88,6 +88,21 @@ def api_metrics(stats: CallStats) -> None:
         metrics.add_metric(name="ApiLatency", unit=MetricUnit.Milliseconds, value=latency)
 
 
+def lake_metric(name: str, value: float, unit: MetricUnit, brand_id: int, basis: str) -> None:
+    """A lake coverage metric (exporter.lake.freshness), printed at once, twice: per
+    brand and basis (dashboard, drill-down), and with `service` alone, which the
+    template's alarms read as the worst brand's (Maximum)."""
+    for dimensions in ({"brand_id": str(brand_id), "time_basis": basis}, {}):
+        with single_metric(
+            name=name,
+            unit=unit,
+            value=value,
+            namespace=NAMESPACE,
+            default_dimensions={"service": SERVICE, **dimensions},
+        ):
+            pass
+
+
 def tracing_enabled() -> bool:
     return os.environ.get("ENABLE_TRACING", "").strip().lower() in ("1", "true", "yes")
 
@@ -114,6 +129,7 @@ __all__ = [
     "SERVICE",
     "MetricUnit",
     "api_metrics",
+    "lake_metric",
     "logger",
     "metrics",
     "traced",

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
+from zlib import crc32
 
 from exporter.config import TimeBasis
 from exporter.errors import BasisMismatch, MalformedResponse
@@ -55,6 +56,9 @@ class ShapedPage:
     irregular_days: list[tuple[str, int, int]] = field(default_factory=list)
     # Unknown non-metric fields: name -> records that carried it.
     unknown_fields: dict[str, int] = field(default_factory=dict)
+    # dt -> location (`123`, zone rows `123@<zone>`) -> [visits, rows, hours, digest]:
+    # what the lake coverage records and a rerun's `changes` compare (exporter.lake).
+    sums: dict[str, dict[str, list[int]]] = field(default_factory=dict)
 
 
 class RowShaper:
@@ -87,6 +91,9 @@ class RowShaper:
         # one location the same identity; once seen, records are checked for it.
         self._identities: dict[tuple[str, str], str] = {}
         self._aliased = False
+        # time key -> (its hour's bit in a day's hours bitmask, the CRC-32 of its
+        # ts text, which a row's digest continues: add_tallies).
+        self._hour_bits: dict[str, tuple[int, int]] = {}
 
     def _parse_key(self, key: str) -> tuple[str, str, str, int]:
         match = _KEY_RE.fullmatch(key)
@@ -108,6 +115,7 @@ class RowShaper:
         if offset is not None:
             end = f',"run_id":{self._run_id},"utc_offset":"{offset}"}}\n'
         parsed = (day, f'{day} {clock}","time_basis":"{basis}"', end, kind)
+        self._hour_bits[key] = (1 << hours, crc32(parsed[1].encode()))
         self._keys[key] = parsed
         if kind != _DROP and self._identities.setdefault((parsed[1], end), key) != key:
             self._aliased = True
@@ -144,6 +152,7 @@ class RowShaper:
         page = ShapedPage()
         lines = page.lines
         keys = self._keys
+        hour_bits = self._hour_bits
         unknown_fields = page.unknown_fields
         for record in data:
             location, prefix, metrics, extras, bucket_keys, unknown = _location(record)
@@ -153,6 +162,9 @@ class RowShaper:
             # The innermost loop runs once per row: bound methods and one
             # comprehension, no per-row dict.
             getters = [(piece, series.get) for piece, series in metrics]
+            visits = (record.get("visits") or {}).get
+            # This location's [visits, rows, hours, digest] per day (see add_tallies).
+            tallies: dict[str, list[int]] = {}
             for key in sorted(bucket_keys):
                 dt, ts, end, kind = keys.get(key) or self._parse_key(key)
                 if kind == _DROP:
@@ -169,6 +181,15 @@ class RowShaper:
                 if day_lines is None:
                     lines[dt] = day_lines = []
                 day_lines.append(f"{prefix}{ts}{body}{end}")
+                tally = tallies.get(dt)
+                if tally is None:
+                    tallies[dt] = tally = [0, 0, 0, 0]
+                tally[0] += visits(key) or 0
+                tally[1] += 1
+                hour, ts_crc = hour_bits[key]
+                tally[2] |= hour
+                tally[3] += crc32(body.encode(), ts_crc)  # the CRC of ts + body
+            add_tallies(page.sums, record, location, tallies)
             if self._aliased:
                 self._refuse_twice(location, bucket_keys)
             if self._count_days:
@@ -208,6 +229,38 @@ def _mismatch_error(asked: TimeBasis, key: str) -> str:
     )
 
 
+def add_tallies(
+    sums: dict[str, dict[str, list[int]]],
+    record: dict[str, Any],
+    location: int,
+    tallies: dict[str, list[int]],
+) -> None:
+    """File one location's per-day [visits, rows, hours bitmask, digest] under its
+    key (`123`; zone rows `123@<zone>`): what exporter.lake keeps and compares.
+
+    The digest is a sum of the rows' CRC-32s (their time and values, not the run
+    id), so it does not depend on the order rows arrive in, and pages and
+    windows add up.
+    """
+    zone = record.get("zoneId")
+    ident = f"{location}@{zone}" if zone else str(location)
+    for dt, tally in tallies.items():
+        day = sums.get(dt)
+        if day is None:
+            sums[dt] = day = {}
+        have = day.get(ident)
+        if have is None:
+            tally[3] &= DIGEST_MASK
+            day[ident] = tally
+        else:
+            have[0] += tally[0]
+            have[1] += tally[1]
+            have[2] |= tally[2]
+            have[3] = (have[3] + tally[3]) & DIGEST_MASK
+
+
+# Digests stay below 2**48: exact in JSON readers that use doubles.
+DIGEST_MASK: Final = (1 << 48) - 1
 _ORDER: Final = {api: n for n, (api, _) in enumerate(METRIC_COLUMNS)}
 _PIECE: Final = dict(_METRIC_PIECES)
 _INT: Final = frozenset({int})

@@ -8,18 +8,25 @@ a "committed" marker lets a later lease holder skip straight to notifying.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, Final
 
+from exporter import json_codec, parquet_table
 from exporter.errors import TransientError
+from exporter.lake import commit as lake
 from exporter.observability import logger
 from exporter.planning import days_of
+from exporter.ports import RemainingMs
 from exporter.run.basis import MIGRATION, irregular_local_days
 from exporter.run.context import RunContext, iso
 from exporter.run.counters import Counters
 from exporter.run.coverage import WHOLE, Coverage, coverage_of, remove_rows
 from exporter.run.keys import RunKeys, run_id_of_data_object
-from exporter.run.parallel import each_at_once
+from exporter.run.parallel import THREADS, each_at_once
 from exporter.run.records import RunPlan, StagedObject, StepRecord, refused_ids
+
+# A commit starts no second batch of Parquet rebuilds with less than this share of
+# the safety margin left (a batch of days takes well under a second per day).
+_PARQUET_FLOOR_SHARE: Final = 4
 
 
 def old_layout_failure(ctx: RunContext, plan: RunPlan) -> str | None:
@@ -51,11 +58,13 @@ def commit_run(
     *,
     resumed: bool = True,
     last_record: StepRecord | None = None,
+    remaining_ms: RemainingMs | None = None,
 ) -> dict[str, Any]:
     """Make the run's rows the table's rows for its days; returns the manifest.
 
     `resumed`: an earlier lease holder may have committed (only the first holder,
     lease 0, knows that nobody did). `last_record`: a record the caller holds.
+    `remaining_ms`: the invocation's time left, which the Parquet rebuilds keep to.
     """
     ledger = ctx.ledger
     if resumed:
@@ -91,6 +100,7 @@ def commit_run(
     days = [day.isoformat() for day in days_of(plan.first_day, plan.last_day)]
     for dt in days:
         _settle(ctx, keys, dt, set(written[dt]), coverage=coverage, others=others)
+    _rebuild_parquet(ctx, keys, days, resumed=resumed, remaining_ms=remaining_ms)
     partitions = [
         {
             "dt": dt,
@@ -101,11 +111,57 @@ def commit_run(
         }
         for dt in days
     ]
+    changes = lake.on_commit(ctx, plan, records, coverage)
     manifest = _manifest(ctx, plan, partitions, api, steps=len(records))
+    if changes is not None:
+        manifest["changes"] = changes  # what this run changed of the rows it replaced
     if plan.selection is not None:
         manifest["refused"] = refused_ids(records)
     ledger.record_commit(plan, manifest)
     return manifest
+
+
+def _rebuild_parquet(
+    ctx: RunContext,
+    keys: RunKeys,
+    days: list[str],
+    *,
+    resumed: bool,
+    remaining_ms: RemainingMs | None,
+) -> None:
+    """The Parquet twin of every day the run settled (exporter/parquet_table.py).
+
+    Before the "committed" marker: a holder killed (or out of time) before every
+    day is rebuilt leaves the commit to the next lease holder, which redoes it.
+    Each rebuilt day is marked, so that holder rebuilds only the days left: a
+    long commit goes forward over several invocations instead of starting over.
+    """
+    prefix = ctx.settings.parquet_prefix
+    if prefix is None:
+        return
+    done: set[str] = set()
+    if resumed:
+        done = {k.rsplit("dt=", 1)[-1][:10] for k in ctx.store.list_keys(keys.parquet_done_prefix)}
+    todo = [dt for dt in days if dt not in done]
+    floor_ms = ctx.settings.time_safety_margin_ms // _PARQUET_FLOOR_SHARE
+    marker = json_codec.dumps({"at": ctx.now_iso()})
+    for start in range(0, len(todo), THREADS):
+        # Every holder rebuilds one batch whatever its time: a holder that redid the
+        # JSON part with little time left must still move the commit forward.
+        if start and remaining_ms is not None and remaining_ms() < floor_ms:
+            raise TransientError(
+                f"run {keys.run_id}: commit continues in the next invocation "
+                f"(Parquet rebuilt on {len(days) - len(todo) + start} of {len(days)} days)"
+            )
+        batch = todo[start : start + THREADS]
+        parquet_table.rebuild_all(
+            ctx.store,
+            [keys.partition(dt) for dt in batch],
+            ctx.settings.data_prefix,
+            prefix,
+            ours=lambda key: run_id_of_data_object(key) is not None,
+        )
+        each_at_once(lambda dt: ctx.store.put(keys.parquet_done(dt), marker), batch)
 
 
 def _settle(

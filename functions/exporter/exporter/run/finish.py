@@ -64,7 +64,12 @@ def finish_run(
         metrics.add_metric(name="RunsFailed", unit=MetricUnit.Count, value=1)
     else:
         manifest = commit.commit_run(
-            ctx, plan, ctx.keys(plan), resumed=resumed, last_record=last_record
+            ctx,
+            plan,
+            ctx.keys(plan),
+            resumed=resumed,
+            last_record=last_record,
+            remaining_ms=inv.remaining_ms,
         )
         uri = f"s3://{ctx.settings.bucket_name}/{ctx.keys(plan).manifest}"
         subject, body = notify.success_message(plan, manifest, uri)

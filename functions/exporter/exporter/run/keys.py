@@ -90,6 +90,15 @@ class Layout:
         """The long-lived copy of a committed run's manifest."""
         return self.history(run_id).removesuffix(".json") + ".manifest.json"
 
+    # -- lake coverage: kept as long as the table (exporter.lake, docs/contracts.md)
+
+    def lake(self, brand_id: int, basis: str) -> str:
+        return f"{self.state_prefix}/lake/brand_id={brand_id}/time_basis={basis}/"
+
+    def lake_month(self, brand_id: int, basis: str, month: str, kind: str) -> str:
+        """One month of a brand's lake coverage: `days` (the calendar) or `sums`."""
+        return f"{self.lake(brand_id, basis)}{kind}/{month}.json"
+
 
 class RunKeys:
     """Where everything of one run lives."""
@@ -122,6 +131,8 @@ class RunKeys:
         self.progress_prefix = self.root + "progress/"
         # A step's back-offs through the queue (429 storms): one object each, counted.
         self.backoff_prefix = self.root + "backoff/"
+        # Days whose Parquet object the commit has rebuilt (exporter/parquet_table.py).
+        self.parquet_done_prefix = self.root + "parquet/"
         self.history = layout.history(run_id)
         self.history_manifest = layout.history_manifest(run_id)
 
@@ -149,6 +160,9 @@ class RunKeys:
 
     def staged(self, window: int, step: int, attempt: str, dt: str) -> str:
         return f"{self.staged_prefix}w{window}/s{step}/{attempt}/dt={dt}.json.gz"
+
+    def parquet_done(self, dt: str) -> str:
+        return f"{self.parquet_done_prefix}dt={dt}.json"
 
     def partition(self, dt: str) -> str:
         if self.basis not in ("utc", "local"):

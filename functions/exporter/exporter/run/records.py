@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
@@ -191,6 +191,9 @@ class StagedObject:
     key: str
     rows: int
     bytes: int
+    # location -> [visits, rows, hours, digest] of these rows (exporter.lake.sums);
+    # empty in records written before the lake coverage existed.
+    sums: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from exporter.errors import PermanentError
 from exporter.events import RunRequest
+from exporter.lake import freshness
 from exporter.observability import MetricUnit, logger, metrics
 from exporter.planning import Window, split_windows
 from exporter.redaction import describe as describe_error
@@ -60,6 +61,8 @@ def start_runs(ctx: RunContext, request: RunRequest, inv: Invocation) -> dict[st
     # Every brand was tried; the first error (its run failed and notified) is raised
     # after the others went out, so one broken brand holds up no other.
     plans = [future.result() for future in launched]
+    if request.trigger == "scheduled":
+        freshness.on_schedule(ctx, brands, request.basis)
     if inline:
         _run_first_window_inline(ctx, plans[0], inv)
     metrics.add_metric(name="RunsStarted", unit=MetricUnit.Count, value=len(plans))

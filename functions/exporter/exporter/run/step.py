@@ -151,7 +151,7 @@ def _record(ctx: RunContext, plan: RunPlan, task: Task, walked: Walked) -> StepR
         body, size = writer.finish()
         with body:
             key = ledger.stage(plan, task, attempt, dt, body)
-        return StagedObject(dt, key, writer.rows, size)
+        return StagedObject(dt, key, writer.rows, size, walked.sums.get(dt, {}))
 
     objects = each_at_once(stage, sorted(walked.writers.items()))
     totals = walked.totals.plus(

@@ -9,11 +9,12 @@ over (TIME_SAFETY_MARGIN_MS covers one page + flush + send).
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.errors import MalformedResponse, OutOfTime, Throttled, TransientError
 from exporter.gzip_writer import GzipWriter
+from exporter.lake.sums import add_sums
 from exporter.observability import api_metrics, logger
 from exporter.pages import Fetch, read_ahead
 from exporter.planning import Window, days_of, request_range
@@ -37,6 +38,8 @@ class Walked:
     # The API's Retry-After when the walk stopped on a 429 storm after some pages:
     # the next step backs off through the queue (run.step).
     retry_after_s: float | None = None
+    # dt -> location -> [visits, rows, hours, digest] (rows.tally; exporter.lake).
+    sums: dict[str, dict[str, list[int]]] = field(default_factory=dict)
 
 
 def walk_window(
@@ -74,6 +77,7 @@ def walk_window(
     writers: dict[str, GzipWriter] = {}
     refused: list[int | str] = []
     retry_after_s: float | None = None
+    sums: dict[str, dict[str, list[int]]] = {}
     with ThreadPoolExecutor(1, thread_name_prefix="gzip") as packer:
         if plan.selection is not None:
             fetch = _batch_fetcher(api, plan, window, inv, reserve_ms=margin, refused=refused)
@@ -87,6 +91,7 @@ def walk_window(
                 totals.dropped_rows += shaped.dropped_rows
                 totals.note_irregular_days(shaped.irregular_days)
                 totals.count_fields(shaped.unknown_fields)
+                add_sums(sums, shaped.sums)
                 for dt, lines in shaped.lines.items():
                     writer = writers.get(dt)
                     if writer is None:
@@ -117,7 +122,7 @@ def walk_window(
             api_metrics(api.stats)
     totals.api_calls = api.stats.calls
     totals.retries = api.stats.retries
-    return Walked(writers, totals, next_cursor, locations, tuple(refused), retry_after_s)
+    return Walked(writers, totals, next_cursor, locations, tuple(refused), retry_after_s, sums)
 
 
 def _batch_fetcher(

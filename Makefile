@@ -192,7 +192,9 @@ chaos: $(STAMP) ## fault and bad-input campaign at full size; writes docs/reliab
 
 # --- planted bugs (scripts/mutants.py) ------------------------------------------------
 # Each known kind of bug is planted in a scratch copy of the working tree and its tests
-# must fail; a spec whose snippet moved stops the run. MUTANTS_ARGS: --only NAME, --list.
+# must fail; a spec whose snippet moved stops the run (specs: scripts/mutant_specs.py,
+# one per claim of docs/reliability.md). MUTANTS_ARGS: --only NAME, --sample, --list.
+# `make test` runs --sample through tests/unit/test_claims.py.
 .PHONY: mutants
 MUTANTS_ARGS ?=
 

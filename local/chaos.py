@@ -228,7 +228,16 @@ class TlsServer:
 
     def __init__(self) -> None:
         self.requests = 0
+        self.handshakes_refused = 0  # by the client: the campaign's "fired"
         server_self = self
+
+        class Server(ThreadingHTTPServer):
+            def get_request(self) -> tuple[Any, Any]:
+                try:
+                    return super().get_request()
+                except ssl.SSLError:
+                    server_self.handshakes_refused += 1
+                    raise
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: Any) -> None:
@@ -249,7 +258,7 @@ class TlsServer:
             key_file.write_bytes(key)
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(cert_file, key_file)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(

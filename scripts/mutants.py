@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
 """Planted bugs the test suite must catch (`make mutants`).
 
-Each mutant in MUTANTS plants one bug of a kind the suite claims to catch. For each:
+Each mutant in MUTANTS (scripts/mutant_specs.py, one per claim of the claims table in
+docs/reliability.md) plants one bug the suite claims to catch. For each:
 copy the repository (tracked and untracked-but-not-ignored files, as they are in the
 working tree) into a scratch directory, apply the mutant's edits there, run its pytest
-selection, and expect it to FAIL. Before any mutant, the same selections run on an
-unmutated copy and must pass, or the verdicts would mean nothing.
+selections in order (`pytest -x`, stopping at the first that fails), and expect a
+FAIL. Each selection also runs once on an unmutated copy, before any mutant runs it,
+and must pass, or the verdicts would mean nothing.
 
 An edit names a file, an exact `old` snippet and its `new` replacement. The snippet
 must occur exactly once in the file: if a file moved or the line was reworded the
 runner stops with an error naming the mutant, rather than planting nothing and
-calling the mutant killed. Retarget the spec (below, one entry per mutant) then.
+calling the mutant killed. Retarget the spec (scripts/mutant_specs.py) then.
 
 A mutant counts as killed only when pytest reports failed tests (exit code 1); an
 import error, a selection that matches no test or an interrupted run is an error.
@@ -18,6 +20,7 @@ import error, a selection that matches no test or an interrupted run is an error
     python scripts/mutants.py                   # every mutant; exit 0 if all killed
     python scripts/mutants.py --list            # the specs
     python scripts/mutants.py --only plain-put  # some of them (repeatable)
+    python scripts/mutants.py --sample          # the cheapest few (CI_SAMPLE)
     python scripts/mutants.py --code-from HEAD  # functions/ from a git revision
 
 Exit status: 0 every mutant killed; 1 a mutant survived; 2 a spec does not apply,
@@ -34,158 +37,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-EXPORTER = "functions/exporter/exporter"
 SKIP_DIRS = {".git", ".venv", ".aws-sam", "__pycache__", ".mypy_cache", ".ruff_cache"}
 
 
-@dataclass(frozen=True)
-class Edit:
-    path: str  # relative to the repository root
-    old: str  # must occur exactly once
-    new: str
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mutant_specs import CI_SAMPLE, MUTANTS, Mutant  # noqa: E402
 
-
-@dataclass(frozen=True)
-class Mutant:
-    name: str
-    bug: str  # the planted bug, in one line
-    edits: tuple[Edit, ...]
-    # The tests that must catch it: pytest runs, one per tuple of arguments (a `-k`
-    # applies to its own run only). The mutant is killed when one of them fails.
-    tests: tuple[tuple[str, ...], ...]
-
-
-# -- the planted bugs -------------------------------------------------------------------
-# Written against the code as of the ledger in exporter/run/ (commit.py, finish.py)
-# and the adapters in exporter/aws.py. When one stops applying, retarget its edits.
-
-MUTANTS: tuple[Mutant, ...] = (
-    Mutant(
-        name="wrong-column",
-        bug="bounces and walk_bys swapped: each metric lands in the other's column",
-        edits=(
-            Edit(
-                f"{EXPORTER}/schema.py",
-                '    ("bounces", "bounces"),\n',
-                '    ("bounces", "walk_bys"),\n',
-            ),
-            Edit(
-                f"{EXPORTER}/schema.py",
-                '    ("walkBys", "walk_bys"),\n',
-                '    ("walkBys", "bounces"),\n',
-            ),
-        ),
-        tests=(
-            ("tests/integration/test_export.py::test_on_demand_utc_multi_window",),
-            ("tests/unit/test_rows.py::test_every_value_lands_once_in_its_row",),
-            ("tests/chaos/test_api_faults.py", "-k", "test_api_faults and 502"),
-        ),
-    ),
-    Mutant(
-        name="plain-put",
-        bug="put_if_absent without If-None-Match: markers, leases and step records overwrite",
-        edits=(
-            Edit(
-                f"{EXPORTER}/aws.py",
-                'Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*"',
-                "Bucket=self.bucket, Key=key, Body=body, ContentType=content_type",
-            ),
-        ),
-        tests=(
-            ("tests/integration/test_adapters.py",),
-            (
-                "tests/integration/test_long_runs.py::"
-                "test_two_windows_finishing_together_commit_once",
-            ),
-            ("tests/chaos/test_found_bugs.py::test_retried_on_demand_invocation_reuses_its_run",),
-        ),
-    ),
-    Mutant(
-        name="older-objects-left",
-        bug="a rerun copies its objects in but leaves the older run's objects in its days",
-        edits=(
-            Edit(
-                f"{EXPORTER}/run/commit.py",
-                "        _settle(ctx, keys, dt, set(written[dt]), "
-                "coverage=coverage, others=others)\n",
-                "        pass  # mutant: older runs' objects stay\n",
-            ),
-        ),
-        tests=(
-            ("tests/integration/test_export.py::test_rerun_replaces_partitions",),
-            ("tests/chaos/test_api_faults.py", "-k", "test_api_faults and 502"),
-        ),
-    ),
-    Mutant(
-        name="parquet-stale-after-selection",
-        bug="a selection rerun commits its rows but leaves the days' Parquet objects as they were",
-        edits=(
-            Edit(
-                f"{EXPORTER}/run/commit.py",
-                "    _rebuild_parquet(ctx, keys, days, resumed=resumed, "
-                "remaining_ms=remaining_ms)\n",
-                "    if plan.selection is None:  # mutant: selections skip the Parquet table\n"
-                "        _rebuild_parquet(ctx, keys, days, resumed=resumed, "
-                "remaining_ms=remaining_ms)\n",
-            ),
-        ),
-        tests=(
-            (
-                "tests/integration/test_parquet.py::"
-                "test_whole_brand_then_a_selection_rerun_leave_both_tables_equal",
-            ),
-        ),
-    ),
-    Mutant(
-        name="failed-run-commits-part",
-        bug="a failed run copies the steps it recorded into the table",
-        edits=(
-            Edit(
-                f"{EXPORTER}/run/finish.py",
-                "    elif failure is not None:\n        subject, body = notify.failure_message(",
-                "    elif failure is not None:\n"
-                "        keys = ctx.keys(plan)  # mutant\n"
-                "        for record in ledger.step_records(plan):\n"
-                "            for obj in record.objects:\n"
-                "                target = keys.data_object(record.window, record.step, obj.dt)\n"
-                "                ctx.store.copy(obj.key, target)\n"
-                "        subject, body = notify.failure_message(",
-            ),
-        ),
-        tests=(
-            (
-                "tests/integration/test_export.py::"
-                "test_failed_run_commits_nothing_and_keeps_earlier_data",
-            ),
-            ("tests/chaos/test_api_faults.py", "-k", "test_api_faults and 400"),
-        ),
-    ),
-    Mutant(
-        name="resumed-commit-loses-rows",
-        bug="a commit taken over after a kill skips the days the dead holder had begun",
-        edits=(
-            Edit(
-                f"{EXPORTER}/run/commit.py",
-                "    each_at_once(lambda copy: ctx.store.copy(copy[1], copy[2]), copies)\n",
-                "    begun = {  # mutant: days that hold one of this run's objects are done\n"
-                "        c[0] for c in copies\n"
-                "        if any(keys.run_id in k\n"
-                "               for k in ctx.store.list_keys(keys.partition(c[0])))\n"
-                "    }\n"
-                "    todo = [c for c in copies if c[0] not in begun]\n"
-                "    each_at_once(lambda copy: ctx.store.copy(copy[1], copy[2]), todo)\n",
-            ),
-        ),
-        tests=(
-            ("tests/chaos/test_kills.py", "-k", "test_killed and half"),
-            ("tests/chaos/test_sigkill.py", "-k", "commit"),
-        ),
-    ),
-)
+__all__ = ["CI_SAMPLE", "MUTANTS", "Mutant"]
 
 
 # -- the runner ----------------------------------------------------------------------------
@@ -280,6 +141,10 @@ def pytest(tree: Path, args: tuple[str, ...], log: Path) -> tuple[int, list[str]
     return code, failed, time.monotonic() - started
 
 
+def _has_options(selection: tuple[str, ...]) -> bool:
+    return any(arg.startswith("-") for arg in selection)
+
+
 def print_specs(chosen: list[Mutant]) -> None:
     for m in chosen:
         print(f"{m.name}: {m.bug}")
@@ -299,19 +164,35 @@ def run(chosen: list[Mutant], scratch: Path, code_from: str | None, every: bool)
     baseline = scratch / "unmutated"
     copy_tree(ROOT, files, baseline, code_from)
     check_imports_from(baseline)
-    for m in chosen:
-        for n, selection in enumerate(m.tests):
-            log = scratch / f"unmutated-{m.name}-{n}.log"
-            code, _, seconds = pytest(baseline, selection, log)
-            print(f"unmutated: pytest {' '.join(selection)}: exit {code} [{seconds:.0f} s]")
-            if code != 0:
-                print(log.read_text()[-3000:])
-                print(f"the unmutated selection of {m.name} fails: fix that first", file=sys.stderr)
-                return 2
+    # Each selection once: the plain test ids of every mutant in one pytest run now
+    # (its start-up is most of a unit test's time), a selection with options (-k)
+    # just before the first mutant that gets as far as it.
+    passed: set[tuple[str, ...]] = set()
+
+    def unmutated_passes(selection: tuple[str, ...]) -> bool:
+        if selection in passed or not selection:
+            return True
+        log = scratch / f"unmutated-{len(passed)}.log"
+        code, _, seconds = pytest(baseline, selection, log)
+        shown = " ".join(selection) if _has_options(selection) else f"{len(selection)} test ids"
+        print(f"unmutated: pytest {shown}: exit {code} [{seconds:.0f} s]", flush=True)
+        if code != 0:
+            print(log.read_text()[-3000:])
+            print(f"an unmutated selection fails: fix that first: {selection}", file=sys.stderr)
+            return False
+        passed.add(selection)
+        return True
+
+    unique = list(dict.fromkeys(sel for m in chosen for sel in m.tests))
+    if not unmutated_passes(tuple(a for sel in unique if not _has_options(sel) for a in sel)):
+        return 2
+    passed.update(sel for sel in unique if not _has_options(sel))
     verdicts: dict[str, set[int]] = {}
     for m in chosen:
         started, codes, notes = time.monotonic(), set(), []
         for n, selection in enumerate(m.tests):
+            if not unmutated_passes(selection):
+                return 2
             log = scratch / f"{m.name}-{n}.log"
             code, failed, _ = pytest(scratch / m.name, selection, log)
             codes.add(code)
@@ -338,12 +219,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--list", action="store_true", help="print the specs and stop")
     parser.add_argument("--only", action="append", default=[], metavar="NAME")
+    parser.add_argument("--sample", action="store_true", help="the cheapest few (CI_SAMPLE)")
     parser.add_argument("--code-from", metavar="REV", help="take functions/ from a git revision")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directories")
     parser.add_argument(
         "--every", action="store_true", help="run every selection of a mutant, not up to a kill"
     )
     args = parser.parse_args(argv)
+    if args.sample:
+        args.only += CI_SAMPLE
     unknown = set(args.only) - {m.name for m in MUTANTS}
     if unknown:
         parser.error(f"unknown mutant(s) {sorted(unknown)}")

@@ -7,9 +7,11 @@ import json
 import time
 from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 import pytest
 
+from exporter.aws import S3Store
 from local.campaign import (
     Campaign,
     Probe,
@@ -18,6 +20,7 @@ from local.campaign import (
 )
 from local.chaos import (
     Reply,
+    Request,
     Responder,
     ScriptedApi,
     find_secrets,
@@ -101,7 +104,21 @@ def test_same_location_on_two_pages(chaos_lab: Lab, earlier: Earlier, campaign: 
         assert "twice in one window" in row.detail
 
 
-def test_retried_on_demand_invocation_reuses_its_run(chaos_lab: Lab, campaign: Campaign) -> None:
+def test_retried_on_demand_invocation_reuses_its_run(
+    chaos_lab: Lab, campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fired: the retry found the first invocation's sighting of the request already
+    # recorded (its conditional put refused), which is what makes it reuse the run.
+    refused: list[str] = []
+    put_if_absent = S3Store.put_if_absent
+
+    def recording(self: S3Store, key: str, *args: Any, **kwargs: Any) -> bool:
+        created = put_if_absent(self, key, *args, **kwargs)
+        if not created and "/requests/" in key:
+            refused.append(key)
+        return created
+
+    monkeypatch.setattr(S3Store, "put_if_absent", recording)
     with scenario(campaign, "SQS delivery", "on-demand invocation retried by Lambda (same request "
                   "id)", "same run id, one run", "the handler, invoked twice") as row:  # fmt: skip
         import app  # noqa: PLC0415
@@ -111,7 +128,7 @@ def test_retried_on_demand_invocation_reuses_its_run(chaos_lab: Lab, campaign: C
         first = app.handler(ONE_DAY, context)
         time.sleep(0.01)
         second = app.handler(ONE_DAY, context)
-        row.fired = "yes: 2 invocations, one request id"
+        fired(row, len(refused), "retry found its request's first sighting", exactly=1)
         ids = [r["runs"][0]["runId"] for r in (first, second)]
         row.outcome = "same run" if ids[0] == ids[1] else "two runs"
         row.detail = " vs ".join(ids)
@@ -150,12 +167,26 @@ def test_echoed_credentials_are_redacted(
     token: Callable[[ScriptedApi], Responder | None],
 ) -> None:
     api = ScriptedApi(lambda r: Reply())
-    api.v3, api.token = v3(api), token(api)
+    echoed: list[str] = []  # fired: the echoing 400 answers the server actually sent
+
+    def counting(responder: Responder | None) -> Responder | None:
+        if responder is None:
+            return None
+
+        def answer(request: Request) -> Reply:
+            reply = responder(request)
+            if reply.status == 400:
+                echoed.append(request.path)
+            return reply
+
+        return answer
+
+    api.v3, api.token = counting(v3(api)), counting(token(api))  # type: ignore[assignment]
     with api, scenario(campaign, "Security", case, "failed, no leak", "scripted 400 answer") as row:
         use_scripted(chaos_lab, api)
         run = execute(chaos_lab, ONE_DAY, budget_ms=BIG, earlier=earlier)
         settle(run, row, "failed", api_calls=sum(api.calls.values()))
-        fired(row, int("(400)" in row.detail), "echoing 400 answer reached the exporter")
+        fired(row, len(echoed), "echoing 400 answer reached the exporter", exactly=1)
         out, _err = capfd.readouterr()
         blobs = [*everything(chaos_lab, run.probe.events), ("stdout", out.encode())]
         leaks = find_secrets(blobs, [CLIENT_SECRET, *api.tokens])

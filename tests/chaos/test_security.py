@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -102,8 +105,19 @@ def test_no_secret_or_token_leaks(
     ],
 )
 def test_plain_http_refused_for_remote_hosts(
-    chaos_lab: Lab, campaign: Campaign, variable: str, url: str
+    chaos_lab: Lab, campaign: Campaign, monkeypatch: pytest.MonkeyPatch, variable: str, url: str
 ) -> None:
+    from exporter import wiring  # noqa: PLC0415
+    from exporter.config import load_settings  # noqa: PLC0415
+
+    # Fired: the configuration the invocation read held the planted URL.
+    seen: list[str | None] = []
+
+    def reading(*args: Any, **kwargs: Any) -> Any:
+        seen.append(os.environ.get(variable))
+        return load_settings(*args, **kwargs)
+
+    monkeypatch.setattr(wiring, "load_settings", reading)
     with scenario(
         campaign, "Security", f"{variable}={url}", f"config error naming {variable}", "cold start"
     ) as row:
@@ -111,7 +125,7 @@ def test_plain_http_refused_for_remote_hosts(
         with pytest.raises(ConfigError) as error:
             chaos_lab.invoke(EVENT)
         row.outcome, row.detail, row.invocations = "config error", str(error.value), 1
-        row.fired = "yes: the invocation started"
+        fired(row, seen.count(url), f"configuration read with {variable} planted", exactly=1)
         row.checked = "error names the variable; no S3 object; no API call"
         assert variable in str(error.value)
         assert chaos_lab.list_keys() == [] and chaos_lab.api.stats.data_calls == 0
@@ -128,6 +142,9 @@ def test_tls_certificates_are_verified(
         chaos_lab.configure(API_URL=server.url, TOKEN_URL=server.url + "/oauth/token")
         run = execute(chaos_lab, ONE_DAY, budget_ms=BIG, earlier=earlier)
         settle(run, row, "failed", api_calls=server.requests)
-        fired(row, int("TLS verification" in row.detail), "handshake refused by the exporter")
+        give_up = time.monotonic() + 10  # the server counts in its own thread
+        while not server.handshakes_refused and time.monotonic() < give_up:
+            time.sleep(0.01)
+        fired(row, server.handshakes_refused, "handshake refused by the exporter")
         assert "TLS" in row.detail
         assert server.requests == 0

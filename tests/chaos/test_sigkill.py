@@ -245,6 +245,7 @@ def kill_when_frozen(worker: Worker, timeout_s: float = 120) -> dict[str, Any]:
     assert frozen["pid"] == worker.proc.pid
     os.kill(worker.proc.pid, signal.SIGKILL)
     code = worker.proc.wait(timeout=30)
+    frozen["killed"] = int(code == -signal.SIGKILL)  # the campaign's "fired", measured
     assert code == -signal.SIGKILL, f"{worker.name} ended with {code}, not by SIGKILL"
     assert not worker.report.exists(), "the killed worker got as far as its report"
     return frozen
@@ -268,7 +269,7 @@ def test_worker_killed_with_sigkill(rig: Rig, campaign: Campaign, point: Point) 
             "--freeze-at", point.spec, "--freeze-where", point.where,
         )  # fmt: skip
         frozen = kill_when_frozen(first)
-        fired(row, 1, f"SIGKILL of pid {frozen['pid']}, frozen at {frozen['at']}")
+        fired(row, frozen["killed"], f"SIGKILL of pid {frozen['pid']}, frozen at {frozen['at']}")
         # The table as the kill left it: half replaced, for a kill inside the commit.
         at_kill = fingerprint(lab)
         new = [k for k in at_kill if k not in earlier.table]

@@ -145,6 +145,19 @@ def test_never_waits_past_the_time_left(fake_api: FakeAnalytiks) -> None:
     assert sleeps == []  # a 30 s Retry-After does not fit in 20 s: hand over instead
 
 
+def test_a_retry_that_would_eat_the_hand_over_time_is_not_slept(fake_api: FakeAnalytiks) -> None:
+    # A Retry-After short enough to wait inline (2 s), but with the 5 s connect
+    # timeout it does not fit in 6 s: give up to the queue instead of sleeping.
+    fake_api.faults.retry_after = 2
+    fake_api.faults.queue.extend(["429", "429"])
+    sleeps = Sleeps()
+    with pytest.raises(TransientError, match="429"):
+        walk(client(fake_api, sleeps=sleeps), remaining=lambda: 6.0)
+    assert sleeps == []
+    walk(client(fake_api, sleeps=sleeps), remaining=lambda: 7.5)  # it fits: waited
+    assert sleeps == [2.0]
+
+
 def test_tls_failure_is_permanent(fake_api: FakeAnalytiks) -> None:
     # Speaking TLS to a plain-HTTP port fails the handshake: not retried.
     c = AnalytiksClient(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -15,7 +16,7 @@ class Killed(BaseException):
 
 
 def test_calls_overlap_and_results_keep_their_order() -> None:
-    barrier = threading.Barrier(3, timeout=5)  # only passes if all three run at once
+    barrier = threading.Barrier(3, timeout=30)  # only passes if all three run at once
 
     def call(value: str) -> str:
         barrier.wait()
@@ -29,19 +30,41 @@ def test_each_at_once_is_a_map_in_order() -> None:
     assert each_at_once(lambda n: n, []) == []
 
 
+def _blocked_in_a_wait(thread_id: int) -> bool:
+    """The thread is parked in a `threading` wait (a lock, a condition, a future)."""
+    frame = sys._current_frames().get(thread_id)
+    while frame is not None:
+        if frame.f_code.co_name == "wait" and frame.f_code.co_filename == threading.__file__:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def test_an_error_is_raised_only_after_every_call_ended() -> None:
+    # No sleep to outlast: `slow` cannot end before `fail` has raised and the caller of
+    # at_once is parked waiting, so an at_once that raised without waiting for `slow`
+    # finds `ended` empty, however slowly either thread runs.
     ended: list[str] = []
+    caller = threading.get_ident()
+    raised, looked = threading.Event(), threading.Event()
 
     def slow() -> None:
-        time.sleep(0.2)
+        give_up = time.monotonic() + 30  # a broken at_once: ends once the test looked
+        while time.monotonic() < give_up and not looked.is_set():
+            if raised.is_set() and _blocked_in_a_wait(caller):
+                break
+            time.sleep(0.001)
         ended.append("slow")
 
     def fail() -> None:
+        raised.set()
         raise ValueError("first")
 
     with pytest.raises(ValueError, match="first"):
         at_once(fail, slow)
-    assert ended == ["slow"]
+    seen = list(ended)
+    looked.set()
+    assert seen == ["slow"]
 
 
 def test_the_first_error_in_argument_order_wins_and_kills_pass_through() -> None:

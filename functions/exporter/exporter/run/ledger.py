@@ -241,9 +241,10 @@ class Ledger:
         if plan.selection is None or not plan.selection.api.skips_refused:
             return None
         records = self.step_records(plan)
-        if any(record.locations for record in records) or not any(r.refused for r in records):
+        ids = refused_ids(records)  # every id, not some: one the API left out is exported empty
+        if any(r.locations for r in records) or len(ids) < len(plan.selection.ids):
             return None
-        self.record_failure(plan, all_refused_error(refused_ids(records)))
+        self.record_failure(plan, all_refused_error(ids))
         return self.failure(self.keys(plan))
 
     def cancel_request(self, keys: RunKeys) -> dict[str, Any] | None:

@@ -259,6 +259,9 @@ def test_built_handler_exports_an_on_demand_range(
         "API_MAX_RPS": "",  # the template's default: no API budget
         "MAX_CONCURRENCY": "5",
         "ENABLE_TRACING": "false",
+        # On, as deployed by default: the commit imports arro3 from the built layer.
+        "PARQUET_ENABLED": "true",
+        "PARQUET_PREFIX": "wifi/metrics_parquet",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "WifiExport",
         "POWERTOOLS_SERVICE_NAME": "wifi-export",
@@ -313,6 +316,12 @@ def test_built_handler_exports_an_on_demand_range(
         }, key
         assert row.get("extra") is None
         assert (row["time_basis"], row["reference_number"]) == ("utc", reference_number(key[0]))
+    # The Parquet twin, written with the built layer's arro3: one object a day.
+    parquet = sorted(k for k in keys if k.startswith("wifi/metrics_parquet/"))
+    assert [k.split("/dt=")[1] for k in parquet] == [
+        "2023-06-08/part.parquet",
+        "2023-06-09/part.parquet",
+    ], parquet
     # One notification, telling what the table holds.
     (note,) = read_notifications(sqs, deployment.inbox_url)
     assert note["attributes"] == {"status": "succeeded", "brandId": str(BRAND)}

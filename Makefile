@@ -58,8 +58,9 @@ bench: $(STAMP) ## benchmark vs baselines: bench/results/latest.json + docs/perf
 # Not part of `make test` (about an hour and a half on 2 cores; a smoke run of it is):
 # N poller processes drain the queue at once, a year's backfill and a 200-brand night.
 SCALE_ARGS ?=
-bench-scale: $(STAMP) ## scale benchmark: pollers 1-16, rate limit, strict 1-s limiter; scale section of docs/performance.md
+bench-scale: $(STAMP) ## scale benchmark: pollers 1-16, rate limit, strict 1-s limiter, a brand-year's start and commit; scale section of docs/performance.md
 	$(PY) -m bench.scale $(SCALE_ARGS)
+	$(PY) -m bench.scale_year $(YEAR_ARGS)
 
 clean: ## remove the virtualenv and build output
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -110,9 +110,9 @@ class Bench:
         last = w.first + timedelta(days=w.days - 1)
         return {"brandIds": list(w.brands), "startDate": str(w.first), "endDate": str(last)}
 
-    def run(self, sc: Scenario) -> dict[str, Any]:
+    def run(self, sc: Scenario, tag: str = "", **more_env: str) -> dict[str, Any]:
         w = sc.workload
-        work = self.work / sc.name
+        work = self.work / (sc.name + tag)
         work.mkdir()
         self.api.reset_stats()
         self.api.faults.latency = sc.latency_s
@@ -124,6 +124,7 @@ class Bench:
             "MAX_CONCURRENCY": str(sc.workers),  # as the template sets it: the mapping's value
             "API_MAX_RPS": f"{sc.rate_limit:g}" if sc.rate_limit else "",
             "BRAND_IDS": ",".join(map(str, w.brands)) if w.trigger == "scheduled" else "",
+            **more_env,
         }
         pollers = Pollers(sc.workers, env, work)
         try:
@@ -145,6 +146,7 @@ class Bench:
         end = max(self.notified_at(run_id) for run_id in run_ids)
         out = figures(self.api, sc, t0, end, started, finished, before, after, work)
         out["fanned_out_s"] = started.report["fanned_out"] - t0
+        out["commit_s"] = [s for f in (started, *finished) for s in f.report.get("commits", [])]
         out["checks"] = scale_check.verify(self, sc, run_ids, notes)
         self.clean()
         return out

@@ -93,6 +93,7 @@ def worker(args: argparse.Namespace) -> int:
 
     recorder = Recorder()
     recorder.hook()
+    commits = _time_commits()
     # The poller's own client, not the function's (its calls are Lambda's, counted apart).
     sqs: Any = boto3.session.Session().client("sqs")
     queue_url = os.environ["QUEUE_URL"]
@@ -122,8 +123,30 @@ def worker(args: argparse.Namespace) -> int:
                     VisibilityTimeout=args.redelivery_delay,
                 )
                 recorder.poller["Redelivered"] += 1
-    _write(Path(args.report), recorder.report())
+    _write(Path(args.report), recorder.report(commits=commits))
     return 0
+
+
+def _time_commits() -> list[float]:
+    """Seconds of every commit this process makes (`bench.scale_year`), filled as they end.
+
+    `SCALE_SEQUENTIAL=1` (set by the bench only) runs the store's groups one call
+    after another: the figure that side by side is measured against."""
+    from exporter.run import commit, parallel  # noqa: PLC0415
+
+    parallel.sequential(os.environ.get("SCALE_SEQUENTIAL") == "1")
+    seconds: list[float] = []
+    commit_run = commit.commit_run
+
+    def timed(*a: Any, **k: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return commit_run(*a, **k)
+        finally:
+            seconds.append(time.perf_counter() - began)
+
+    commit.commit_run = timed
+    return seconds
 
 
 def invoke(args: argparse.Namespace) -> int:
@@ -133,6 +156,7 @@ def invoke(args: argparse.Namespace) -> int:
 
     recorder = Recorder()
     recorder.hook()
+    commits = _time_commits()
     # When every brand's windows were out (the inline window starts only then).
     marks: dict[str, float] = {}
     inline = start._run_first_window_inline
@@ -146,7 +170,7 @@ def invoke(args: argparse.Namespace) -> int:
     marks.setdefault(
         "fanned_out", recorder.invocations[-1]["start"] + recorder.invocations[-1]["wall_s"]
     )
-    _write(Path(args.report), recorder.report(response=response, **marks))
+    _write(Path(args.report), recorder.report(response=response, commits=commits, **marks))
     return 0
 
 

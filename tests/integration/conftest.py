@@ -4,6 +4,7 @@ service would invoke it."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -13,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.core.botocore_stubber import BotocoreStubber
 
 from local.fake_analytiks import FakeAnalytiks, expected_rows
 from local.harness import DrainReport, FakeContext, drain, export_table
@@ -168,6 +170,17 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    # In-process moto is not thread-safe: its S3 backend lists a bucket's key dict
+    # while another thread deletes from it (KeyError), which real S3 never does. The
+    # exporter's calls side by side (a commit's days) are then served one at a time.
+    guard = threading.RLock()
+    serve = BotocoreStubber.process_request
+
+    def one_at_a_time(self: BotocoreStubber, request: Any) -> Any:
+        with guard:
+            return serve(self, request)
+
+    monkeypatch.setattr(BotocoreStubber, "process_request", one_at_a_time)
     with mock_aws():
         yield
 

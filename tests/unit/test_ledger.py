@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -265,3 +266,33 @@ def test_a_ledger_without_a_queue_cannot_send(clock: Clock) -> None:
     plan, _ = ledger.create_plan(a_plan())
     with pytest.raises(RuntimeError, match="no queue"):
         ledger.send_then_mark(plan, [task(plan)])
+
+
+def test_a_runs_markers_go_out_side_by_side_after_every_send(clock: Clock) -> None:
+    sent: list[str] = []
+
+    class Queue(MemoryQueue):
+        def send(self, bodies: Sequence[str], delay_s: int = 0) -> None:
+            sent.extend(bodies)
+            super().send(bodies, delay_s)
+
+    # The first three markers only get past this together (one by one, the
+    # barrier breaks and the start fails); each notes how many were sent by then.
+    together = threading.Barrier(3, timeout=5)
+    sent_before: list[int] = []
+
+    class Store(MemoryStore):
+        def put_if_absent(self, key: str, body: bytes, content_type: str = "") -> bool:
+            if key.endswith(".enqueued"):
+                sent_before.append(len(sent))
+                if len(sent_before) <= 3:
+                    together.wait()
+            return super().put_if_absent(key, body)
+
+    ledger = Ledger(Store(), LAYOUT, clock, Queue())
+    plan, _ = ledger.create_plan(a_plan(windows=12))
+    assert ledger.send_then_mark(plan, [task(plan, w) for w in range(12)], new_run=True) == 12
+    assert sent_before == [12] * 12
+    # A retried start finds every marker (looked for side by side) and sends nothing.
+    assert ledger.send_then_mark(plan, [task(plan, w) for w in range(12)]) == 0
+    assert len(sent) == 12

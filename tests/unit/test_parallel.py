@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from exporter.run.parallel import at_once, each_at_once
+from exporter.run.parallel import THREADS, at_once, each_at_once, sequential
 
 
 class Killed(BaseException):
@@ -75,3 +75,30 @@ def test_the_first_error_in_argument_order_wins_and_kills_pass_through() -> None
         at_once(lambda: None, lambda: boom(KeyError("a")), lambda: boom(ValueError("b")))
     with pytest.raises(Killed):
         each_at_once(lambda n: boom(Killed()) if n == 3 else n, range(5))
+
+
+def test_groups_inside_groups_never_wait_for_a_saturated_pool() -> None:
+    # Every pool thread busy with an outer call that groups calls of its own: were
+    # those queued behind the outer ones, every thread would wait on the queue.
+    outcome: list[list[int]] = []
+
+    def inner(n: int) -> int:
+        return sum(each_at_once(lambda m: m + n, range(3)))
+
+    worker = threading.Thread(
+        target=lambda: outcome.append(each_at_once(inner, range(4 * THREADS))), daemon=True
+    )
+    worker.start()
+    worker.join(timeout=10)
+    assert outcome == [[3 * n + 3 for n in range(4 * THREADS)]]
+
+
+def test_the_sequential_switch_runs_every_group_in_the_callers_thread() -> None:
+    sequential(True)
+    try:
+        threads = each_at_once(lambda _: threading.get_ident(), range(10))
+        pair = at_once(threading.get_ident, threading.get_ident)
+    finally:
+        sequential(False)
+    assert set(threads) == set(pair) == {threading.get_ident()}
+    assert len(set(each_at_once(lambda _: threading.get_ident(), range(30)))) > 1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -165,3 +167,28 @@ def test_a_location_returned_twice_in_a_window_is_malformed(
     with pytest.raises(MalformedResponse, match="location 1 twice"):
         run_all(ctx, queue, budget_ms=budget_ms)
     assert table(store) == {}
+
+
+def test_a_commit_settles_its_days_side_by_side(settings: Settings) -> None:
+    ctx, store, queue, publisher = make(settings, Pages())
+    (started,) = plan_runs(ctx, request(date(2023, 6, 1), date(2023, 6, 6)))
+    enqueue_windows(ctx, started)
+    # The first three days' LISTs only get past this together: one day after
+    # another, the first waits alone until the barrier breaks and fails the commit.
+    together = threading.Barrier(3, timeout=5)
+    listed: list[str] = []
+    list_keys = store.list_keys
+    keys = ctx.keys(started)
+    days = {keys.partition(f"2023-06-0{n}") for n in range(1, 7)}
+
+    def listing(prefix: str) -> Iterator[str]:
+        if prefix in days:
+            listed.append(prefix)
+            if len(listed) <= 3:
+                together.wait()
+        return list_keys(prefix)
+
+    store.list_keys = listing  # type: ignore[method-assign]
+    run_all(ctx, queue)
+    assert len(set(listed)) == 6
+    assert json.loads(publisher.messages[0][1])["status"] == "succeeded"

@@ -113,9 +113,12 @@ class Ledger:
         `new_run`: the caller has just created the plan, so no marker can exist
         yet. Returns how many were sent."""
         keys = self.keys(plan)
-        pending = [
-            t for t in tasks if new_run or not self._store.exists(keys.enqueued(t.window, t.step))
-        ]
+        pending = list(tasks)
+        if not new_run:
+            marked = each_at_once(
+                lambda t: self._store.exists(keys.enqueued(t.window, t.step)), tasks
+            )
+            pending = [t for t, m in zip(tasks, marked, strict=True) if not m]
         marks = [(keys.enqueued(t.window, t.step), b"{}") for t in pending]
         self._send_then_mark([t.to_body() for t in pending], delay_s, marks)
         return len(pending)
@@ -135,9 +138,9 @@ class Ledger:
     def _send_then_mark(
         self, bodies: list[str], delay_s: int, marks: list[tuple[str, bytes]]
     ) -> None:
-        """The marker is written after the send: a crash between the two re-sends the
-        message (a duplicate, which the step record's conditional put absorbs)
-        instead of stalling the window."""
+        """Every message is sent before any marker is written (then side by side): a
+        crash between the two re-sends (a duplicate, which the step record's
+        conditional put absorbs) instead of stalling the window."""
         if not bodies:
             return
         if self._queue is None:
@@ -146,8 +149,7 @@ class Ledger:
             self._queue.send(bodies, delay_s=delay_s)
         else:
             self._queue.send(bodies)
-        for key, body in marks:
-            self._store.put_if_absent(key, body)
+        each_at_once(lambda mark: self._store.put_if_absent(*mark), marks)
 
     def open_step(self, plan: RunPlan, task: Task) -> StepOpening:
         keys = self.keys(plan)

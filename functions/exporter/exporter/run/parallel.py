@@ -20,6 +20,12 @@ THREADS: Final = 8
 
 _pool: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
+# Marks the pool's own threads: a call from one of them runs its group in line,
+# since waiting there for other pool threads can deadlock a saturated pool (a
+# commit settles days side by side, and a day's settling may group calls too).
+_inside = threading.local()
+# Every group one call after another (`sequential`): the benchmarks' baseline.
+_sequential = False
 
 A = TypeVar("A")
 B = TypeVar("B")
@@ -33,8 +39,26 @@ def _executor() -> ThreadPoolExecutor:
     global _pool  # noqa: PLW0603 -- one pool per container, created on first use
     with _lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(THREADS, thread_name_prefix="store")
+            _pool = ThreadPoolExecutor(
+                THREADS, thread_name_prefix="store", initializer=_mark_inside
+            )
         return _pool
+
+
+def _mark_inside() -> None:
+    _inside.active = True
+
+
+def _in_line() -> bool:
+    return _sequential or getattr(_inside, "active", False)
+
+
+def sequential(on: bool) -> None:
+    """Run every group one call after another (True), or side by side again (False).
+
+    Only `make bench-scale` sets it, to measure what running side by side saves."""
+    global _sequential  # noqa: PLW0603 -- a process-wide switch, read on every group
+    _sequential = on
 
 
 @overload
@@ -51,17 +75,33 @@ def at_once(*calls: Callable[[], Any]) -> tuple[Any, ...]:
     Every call runs to its end before this returns or raises, so nothing is left
     writing behind the caller's back; the first error in argument order is raised.
     """
+    if _in_line():
+        return tuple(_in_order(calls))
     return tuple(_gather(calls[0], [_executor().submit(call) for call in calls[1:]]))
 
 
 def each_at_once(function: Callable[[T], R], items: Iterable[T]) -> list[R]:
     """`[function(item) for item in items]`, the calls side by side."""
     todo = list(items)
-    if len(todo) <= 1:
+    if len(todo) <= 1 or _in_line():
         return [function(item) for item in todo]
     first, *rest = todo
     futures = [_executor().submit(function, item) for item in rest]
     return _gather(lambda: function(first), futures)
+
+
+def _in_order(calls: Sequence[Callable[[], Any]]) -> list[Any]:
+    """`at_once` in line: every call still runs before the first error is raised."""
+    return _gather(calls[0], [_ran(call) for call in calls[1:]])
+
+
+def _ran(call: Callable[[], Any]) -> Future[Any]:
+    done: Future[Any] = Future()
+    try:
+        done.set_result(call())
+    except BaseException as exc:
+        done.set_exception(exc)
+    return done
 
 
 def _gather(first: Callable[[], Any], futures: Sequence[Future[Any]]) -> list[Any]:

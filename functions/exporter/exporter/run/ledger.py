@@ -35,8 +35,7 @@ from exporter.run.readings import (
 from exporter.run.records import RunPlan, StepRecord, Task, refused_ids
 
 _PLAN_CACHE: Final = 64
-# Attempts of one compare-and-swap status write before giving up on it (a later
-# write brings it up to date; the done markers are the truth).
+# Tries of one compare-and-swap status write (a later one catches up; done markers rule).
 _STATUS_TRIES: Final = 5
 
 
@@ -270,9 +269,8 @@ class Ledger:
         return self.cancel_request(keys)
 
     def take_lease(self, plan: RunPlan, holder: str, remaining_s: float) -> int | None:
-        """Take the finishing lease unless a holder's lease is still running: its
-        number, or None. A lease lasts until its holder's deadline, after which the
-        next number is free; the conditional put decides between two takers."""
+        """The finishing lease's number, or None while a holder's runs: it lasts until
+        its holder's deadline; the conditional put decides between two takers."""
         keys = self.keys(plan)
         now = self._clock().timestamp()
         leases = sorted(self._store.list_keys(keys.lease_prefix))
@@ -384,6 +382,9 @@ class Ledger:
 
     def history_entry(self, keys: RunKeys) -> dict[str, Any] | None:
         return self._doc(keys.history)
+
+    def history_manifest(self, run_id: str) -> dict[str, Any] | None:
+        return self._doc(self.layout.history_manifest(run_id))  # (another run's: run.owners)
 
     def history_month(self, year: int, month: int) -> Iterator[str]:
         """The run ids of one month's history index, as listed."""

@@ -107,10 +107,8 @@ class Ledger:
     def send_then_mark(
         self, plan: RunPlan, tasks: Sequence[Task], delay_s: int = 0, *, new_run: bool = False
     ) -> int:
-        """Send each task whose "enqueued" marker is absent, then create the markers.
-
-        `new_run`: the caller has just created the plan, so no marker can exist
-        yet. Returns how many were sent."""
+        """Send each task whose "enqueued" marker is absent, then create the markers; how
+        many were sent (`new_run`: the plan was just created, no marker can exist)."""
         keys = self.keys(plan)
         pending = [
             t for t in tasks if new_run or not self._store.exists(keys.enqueued(t.window, t.step))
@@ -125,6 +123,19 @@ class Ledger:
             1 for _ in self._store.list_keys(self.keys(plan).backoffs(task.window, task.step))
         )
 
+    def count_delivery(self, plan: RunPlan, task: Task) -> tuple[int, bool]:
+        """Mark a step's delivery at its start: its number; whether the last one was killed."""
+        prefix = self.keys(plan).deliveries(task.window, task.step)
+        before = sorted(self._store.list_keys(prefix))
+        number = len(before) + 1
+        while not self._store.put_if_absent(f"{prefix}{number:03d}.json", b"{}"):
+            number += 1
+        return number, bool(before) and self._store.get(before[-1]) == b"{}"
+
+    def end_delivery(self, plan: RunPlan, task: Task, number: int) -> None:
+        prefix = self.keys(plan).deliveries(task.window, task.step)
+        self._store.put(f"{prefix}{number:03d}.json", json_codec.dumps({"ended": self.now_iso()}))
+
     def back_off(self, plan: RunPlan, task: Task, number: int, delay_s: int, **why: Any) -> None:
         """Re-send the step's own checkpoint delayed, then count back-off `number`."""
         marker = {"delaySeconds": delay_s, **why, "at": self.now_iso()}
@@ -134,9 +145,7 @@ class Ledger:
     def _send_then_mark(
         self, bodies: list[str], delay_s: int, marks: list[tuple[str, bytes]]
     ) -> None:
-        """The marker is written after the send: a crash between the two re-sends the
-        message (a duplicate, which the step record's conditional put absorbs)
-        instead of stalling the window."""
+        """Marked after the send: a crash between re-sends (a duplicate), never stalls."""
         if not bodies:
             return
         if self._queue is None:
@@ -176,8 +185,7 @@ class Ledger:
         return key
 
     def record_step(self, plan: RunPlan, record: StepRecord) -> bool:
-        """Create the step record; False if a duplicate recorded the step first (what
-        this attempt staged is then deleted: the chain continues from the winner's)."""
+        """Create the step record; False (and delete what was staged) if one was first."""
         key = self.keys(plan).step(record.window, record.step)
         if self._store.put_if_absent(key, record.to_json()):
             return True
@@ -202,10 +210,8 @@ class Ledger:
     def progress_of(
         self, keys: RunKeys, seen: dict[str, tuple[str, dict[str, Any]]] | None = None
     ) -> tuple[Counters, list[Any]]:
-        """A running run's counts so far and the ids refused so far, over its windows.
-
-        `seen`: progress documents by key, with their version, from an earlier call:
-        only windows that moved since are read again (`wifi-export status --follow`)."""
+        """A running run's counts and refused ids so far, over its windows. `seen`: progress
+        documents by key and version from an earlier call (only moved windows are re-read)."""
         seen = {} if seen is None else seen
         current = dict(self._store.list_tagged(keys.progress_prefix))
         stale = [key for key, tag in current.items() if seen.get(key, ("",))[0] != tag]
@@ -217,8 +223,7 @@ class Ledger:
     # -- failure, cancel, lease -------------------------------------------------------
 
     def failure(self, keys: RunKeys) -> str | None:
-        """The run's recorded error (records written before errors were bounded, or
-        by another writer, included), or None."""
+        """The run's recorded error (also one written before errors were bounded), or None."""
         raw = self._store.get(keys.failed)
         if raw is None:
             return None
@@ -234,9 +239,8 @@ class Ledger:
         return self._store.put_if_absent(self.keys(plan).failed, doc)
 
     def fail_if_all_refused(self, plan: RunPlan) -> str | None:
-        """A selection that skips refused ids fails when the API refused every one
-        (docs/contracts.md, "Events"): record that, as any window would, before the
-        commit could begin. Returns the run's recorded error, or None."""
+        """A selection skipping refused ids fails when every one was refused ("Events"),
+        recorded as any window would before the commit; the recorded error, or None."""
         if plan.selection is None or not plan.selection.api.skips_refused:
             return None
         records = self.step_records(plan)
@@ -251,9 +255,7 @@ class Ledger:
 
     def request_cancel(self, keys: RunKeys, requested_by: str) -> CancelAnswer:
         """A person asks the run to stop: create the cancel slot before the finisher does.
-
-        Whoever creates the slot first decides (docs/contracts.md, "Cancelling");
-        the loser reads what the winner wrote."""
+        The first creator decides ("Cancelling"); the loser reads what the winner wrote."""
         request = cancel_request_doc(self.now_iso(), requested_by)
         if self._store.put_if_absent(keys.cancel, json_codec.dumps(request)):
             return CancelAnswer("requested", request)
@@ -261,8 +263,7 @@ class Ledger:
         return CancelAnswer("already-requested" if slot.get("cancel") is True else "refused", slot)
 
     def close_cancel_slot(self, plan: RunPlan, *, failed: bool) -> dict[str, Any] | None:
-        """The finisher, under its lease, closes the door on a cancel; returns the cancel
-        request that was there first (the run then ends cancelled), else None."""
+        """The finisher, under its lease, closes the cancel door: the request there first."""
         keys = self.keys(plan)
         if self._store.put_if_absent(keys.cancel, closed_slot_doc(self.now_iso(), failed=failed)):
             return None
@@ -284,8 +285,7 @@ class Ledger:
         return number if self._store.put_if_absent(keys.lease(number), lease) else None
 
     def ending(self, plan: RunPlan) -> Ending:
-        """Four reads, one round trip: markers are only ever created, so reading them
-        together sees what reading them one by one would."""
+        """Four reads in one round trip (markers are only created: as if one by one)."""
         keys = self.keys(plan)
         notified, failure, cancel, done = at_once(
             lambda: self._store.exists(keys.notified),
@@ -352,8 +352,7 @@ class Ledger:
     def report_progress(
         self, plan: RunPlan, *, windows_done: int | None = None, **extra: Any
     ) -> None:
-        """A "running" status: compare-and-swap on the version read, never replacing a
-        final state and never lowering `windowsDone` (many windows write at once)."""
+        """A "running" status, compare-and-swap: never over a final state, never lower."""
         keys = self.keys(plan)
         done = self.windows_done(keys) if windows_done is None else windows_done
         for _ in range(_STATUS_TRIES):

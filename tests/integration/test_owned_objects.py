@@ -87,3 +87,18 @@ def test_an_unreadable_object_of_a_real_older_run_is_left_alone(lab: Lab) -> Non
     assert first in older
     assert lab.s3.get_object(Bucket=lab.bucket, Key=older)["Body"].read() == b"damaged"
     assert body["foreignObjects"]["keys"] == [older]
+
+
+def test_an_older_run_whose_plan_expired_is_still_ours_by_its_history(lab: Lab) -> None:
+    """`runs/` expires after StateRetentionDays; the history manifest (kept 400 days
+    or more) still names the older run's objects, so a rerun replaces them."""
+    first = lab.run(EVENT)["runs"][0]["runId"]
+    (older,) = lab.list_keys(PARTITION)
+    for key in lab.list_keys(f"wifi/_exports/runs/{first}/"):
+        lab.s3.delete_object(Bucket=lab.bucket, Key=key)  # the lifecycle rule's work
+    lab.cold_start()  # (a warm container would still hold the plan)
+    second = lab.run(EVENT)["runs"][0]["runId"]
+    body = succeeded(lab)
+    assert body["foreignObjects"] == {"count": 0, "keys": []}
+    keys = lab.list_keys(PARTITION)
+    assert older not in keys and keys and all(second in k for k in keys)

@@ -569,7 +569,11 @@ def test_a_healthy_run_logs_no_warning_and_emits_the_operating_metrics(cli_lab: 
     logs = [r for r in records if "level" in r]
     assert [r for r in logs if r["level"] not in ("INFO", "DEBUG")] == []
     planned = [r for r in logs if r["message"].startswith("time budget reached")]
-    assert planned, "every invocation here stops after one page: a planned checkpoint"
+    # Every invocation here stops after one page: a planned checkpoint, either by the
+    # read-ahead's refused request (logged) or by the walk's own clock (the run's
+    # delivery marker at the start of each invocation can tip it to the latter).
+    steps = [r for r in logs if r["message"] == "step recorded"]
+    assert planned or (steps and all(r["pages"] == 1 for r in steps)), steps
     emitted = metrics_emitted(cli_lab)
     for name in (
         "RunsStarted",

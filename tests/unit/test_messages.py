@@ -41,6 +41,14 @@ def started(settings: Settings, pages: Any) -> tuple[Memory, str]:
     return memory, plan.run_id
 
 
+def earlier_deliveries(memory: Memory, body: str, settings: Settings) -> None:
+    """Every delivery but the last, each failing (the run counts deliveries itself: a
+    claimed receive count alone ends nothing)."""
+    for receive_count in range(1, settings.max_receive_count):
+        with pytest.raises(TransientError):
+            handle_message(memory.ctx, body, receive_count, INV)
+
+
 def notifications(memory: Memory) -> list[dict[str, Any]]:
     return [json.loads(message) for _, message, _ in memory.publisher.messages]
 
@@ -105,6 +113,7 @@ def test_a_transient_error_is_redelivered_before_the_last_delivery(settings: Set
 def test_the_last_delivery_fails_the_run_instead_of_going_silent(settings: Settings) -> None:
     memory, run_id = started(settings, FailingPages(lambda: TransientError("HTTP 503")))
     body = memory.queue.bodies.pop(0)
+    earlier_deliveries(memory, body, settings)
     handle_message(memory.ctx, body, settings.max_receive_count, INV)  # no raise: no DLQ
     (note,) = notifications(memory)
     assert note["status"] == "failed"
@@ -119,6 +128,9 @@ def test_an_unexpected_exception_counts_as_transient(settings: Settings) -> None
     with pytest.raises(TransientError) as raised:
         handle_message(memory.ctx, body, 1, INV)
     assert str(raised.value) == "KeyError"
+    for receive_count in range(2, settings.max_receive_count):
+        with pytest.raises(TransientError):
+            handle_message(memory.ctx, body, receive_count, INV)
     handle_message(memory.ctx, body, settings.max_receive_count, INV)
     (note,) = notifications(memory)
     assert note["error"] == "gave up after 5 deliveries: KeyError"
@@ -129,10 +141,35 @@ def test_a_run_being_committed_is_not_failed_but_kept_alive(settings: Settings) 
     # Another invocation holds the finishing lease: partitions may be half replaced.
     memory.store.put(f"wifi/_exports/runs/{run_id}/commit/lease-000000.json", b"{}")
     body = memory.queue.bodies.pop(0)
+    earlier_deliveries(memory, body, settings)
     with pytest.raises(TransientError, match="being committed"):
         handle_message(memory.ctx, body, settings.max_receive_count, INV)
     assert not memory.store.exists(f"wifi/_exports/runs/{run_id}/failed.json")
     assert memory.publisher.messages == []
+
+
+def test_a_claimed_receive_count_alone_ends_nothing(settings: Settings) -> None:
+    memory, run_id = started(settings, FailingPages(lambda: TransientError("HTTP 503")))
+    body = memory.queue.bodies.pop(0)
+    with pytest.raises(TransientError):  # the run has seen one delivery: redelivered
+        handle_message(memory.ctx, body, settings.max_receive_count, INV)
+    assert memory.publisher.messages == []
+    assert not memory.store.exists(f"wifi/_exports/runs/{run_id}/failed.json")
+
+
+def test_a_killed_delivery_makes_the_last_one_fail_the_run(settings: Settings) -> None:
+    memory, run_id = started(settings, FailingPages(lambda: TransientError("HTTP 503")))
+    body = memory.queue.bodies.pop(0)
+    for receive_count in range(1, settings.max_receive_count - 1):
+        with pytest.raises(TransientError):
+            handle_message(memory.ctx, body, receive_count, INV)
+    # The next delivery begins and is killed (out of memory): no exception, no end.
+    ledger = memory.ctx.ledger
+    ledger.count_delivery(ledger.plan(run_id), Task.from_body(body))
+    handle_message(memory.ctx, body, settings.max_receive_count, INV)
+    (note,) = notifications(memory)
+    assert note["status"] == "failed"
+    assert "killed" in note["error"] and "after 5 deliveries" in note["error"]
 
 
 def test_max_receive_count_is_read_from_the_settings(settings: Settings) -> None:

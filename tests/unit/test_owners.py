@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPORTER = ROOT / "functions/exporter/exporter"
-STORE_OWNERS = {"ledger.py", "commit.py", "coverage.py"}
+STORE_OWNERS = {"ledger.py", "ledger_status.py", "commit.py", "coverage.py"}
 CONDITIONAL = {"put_if_absent", "put_if_match", "get_versioned"}
 
 

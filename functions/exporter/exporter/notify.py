@@ -42,6 +42,8 @@ def success_message(
         "error": None,
         **_refused(manifest),
         **({"changes": manifest["changes"]} if "changes" in manifest else {}),
+        # Files in the run's partitions no record of ours names: left alone.
+        **({"foreignObjects": manifest["foreignObjects"]} if "foreignObjects" in manifest else {}),
     }
     return subject, body
 

@@ -19,8 +19,9 @@ from exporter.ports import RemainingMs
 from exporter.run.basis import MIGRATION, irregular_local_days
 from exporter.run.context import RunContext, iso
 from exporter.run.counters import Counters
-from exporter.run.coverage import WHOLE, Coverage, coverage_of, remove_rows
+from exporter.run.coverage import WHOLE, Coverage, Unreadable, coverage_of, remove_rows
 from exporter.run.keys import RunKeys, run_id_of_data_object
+from exporter.run.owners import Owners, foreign_summary
 from exporter.run.parallel import THREADS, each_at_once
 from exporter.run.records import RunPlan, StagedObject, StepRecord, refused_ids
 
@@ -94,16 +95,30 @@ def commit_run(
     for dt, _, target in copies:
         written[dt].append(target)
     others: dict[str, Coverage] = {}  # other runs' coverage, read once
+    owners = Owners(ctx, keys)
     # Every day of the run is settled, also days that now have no rows: a rerun
     # must not leave an older run's rows behind. Days share no object, so they are
     # settled side by side (a brand-year is 365 LISTs); `others` is shared, and two
     # days wanting the same run's coverage at once read it twice at worst.
     days = [day.isoformat() for day in days_of(plan.first_day, plan.last_day)]
+    foreign: dict[str, list[str]] = {dt: [] for dt in days}  # left alone, reported
     each_at_once(
-        lambda dt: _settle(ctx, keys, dt, set(written[dt]), coverage=coverage, others=others),
+        lambda dt: _settle(
+            ctx,
+            keys,
+            dt,
+            set(written[dt]),
+            coverage=coverage,
+            others=others,
+            owners=owners,
+            foreign=foreign[dt],
+        ),
         days,
     )
-    _rebuild_parquet(ctx, keys, days, resumed=resumed, remaining_ms=remaining_ms)
+    left_alone = {key for found in foreign.values() for key in found}
+    _rebuild_parquet(
+        ctx, keys, days, resumed=resumed, remaining_ms=remaining_ms, foreign=left_alone
+    )
     partitions = [
         {
             "dt": dt,
@@ -116,6 +131,7 @@ def commit_run(
     ]
     changes = lake.on_commit(ctx, plan, records, coverage)
     manifest = _manifest(ctx, plan, partitions, api, steps=len(records))
+    manifest["foreignObjects"] = foreign_summary(sorted(left_alone))
     if changes is not None:
         manifest["changes"] = changes  # what this run changed of the rows it replaced
     if plan.selection is not None:
@@ -131,6 +147,7 @@ def _rebuild_parquet(
     *,
     resumed: bool,
     remaining_ms: RemainingMs | None,
+    foreign: set[str],
 ) -> None:
     """The Parquet twin of every day the run settled (exporter/parquet_table.py).
 
@@ -162,7 +179,7 @@ def _rebuild_parquet(
             [keys.partition(dt) for dt in batch],
             ctx.settings.data_prefix,
             prefix,
-            ours=lambda key: run_id_of_data_object(key) is not None,
+            ours=lambda key: key not in foreign and run_id_of_data_object(key) is not None,
         )
         each_at_once(lambda dt: ctx.store.put(keys.parquet_done(dt), marker), batch)
 
@@ -175,20 +192,33 @@ def _settle(
     *,
     coverage: Coverage,
     others: dict[str, Coverage],
+    owners: Owners,
+    foreign: list[str],
 ) -> None:
     """Newest run wins per location (or zone) and day; run ids sort by start time.
 
     Older runs' objects lose the rows this run covers; this run's own objects
     lose the rows a newer run (already committed here) covers. Whichever of two
     runs commits last sees the other's objects, so the order does not matter.
+    Only objects a record of ours names count (run.owners); the others, and ours
+    that cannot be read, are foreign: appended to `foreign`, never touched.
     """
     covered = coverage.covers(dt)
-    for key in sorted(ctx.store.list_keys(keys.partition(dt))):
+    listed = sorted(ctx.store.list_keys(keys.partition(dt)))
+    # The copies came first: every object of ours must be there before the run can
+    # report success (one missing makes the commit go again, copies included).
+    missing = mine.difference(listed)
+    if missing:
+        raise TransientError(
+            f"run {keys.run_id}: {len(missing)} of its objects of {dt} are not in the "
+            "table after copying; the commit goes again"
+        )
+    for key in listed:
         if key in mine:
             continue
-        owner = run_id_of_data_object(key)
+        owner = owners.owner(key, dt)
         if owner is None:
-            logger.warning("foreign object in a partition left alone", extra={"key": key})
+            _foreign(foreign, key)
         elif owner < keys.run_id:
             if covered is None:
                 continue
@@ -197,12 +227,20 @@ def _settle(
             ):
                 ctx.store.delete([key])  # every row it can hold is replaced: no need to read it
             else:
-                remove_rows(ctx.store, key, covered)
+                try:
+                    remove_rows(ctx.store, key, covered)
+                except Unreadable:
+                    _foreign(foreign, key)  # damaged: no retry would read it either
         elif owner != keys.run_id:
             theirs = _coverage_of_run(ctx, owner, others).covers(dt)
             if theirs is not None:
                 for own in sorted(mine):
                     remove_rows(ctx.store, own, theirs)
+
+
+def _foreign(foreign: list[str], key: str) -> None:
+    logger.warning("foreign object in a partition left alone", extra={"key": key})
+    foreign.append(key)
 
 
 def _coverage_of_run(ctx: RunContext, run_id: str, cache: dict[str, Coverage]) -> Coverage:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -23,6 +24,11 @@ from exporter.ports import ObjectStore
 from exporter.run.records import RunPlan, StepRecord
 
 _REWRITE_ATTEMPTS: Final = 10
+
+
+class Unreadable(Exception):
+    """A table object that is not gzip-compressed JSON Lines: no retry would read it."""
+
 
 # A row's identity for coverage: (location_id, zone_id).
 Identity = tuple[Any, Any]
@@ -163,8 +169,11 @@ def remove_rows(store: ObjectStore, key: str, covered: Covered) -> int:
         if found is None:
             return 0
         body, etag = found
-        lines = gzip.decompress(body).splitlines(keepends=True)
-        kept = [line for line in lines if not covered(identity(line))]
+        try:
+            lines = gzip.decompress(body).splitlines(keepends=True)
+            kept = [line for line in lines if not covered(identity(line))]
+        except (OSError, EOFError, zlib.error, ValueError, AttributeError) as exc:
+            raise Unreadable(f"{key}: {type(exc).__name__}") from None
         removed = len(lines) - len(kept)
         if removed == 0:
             return 0

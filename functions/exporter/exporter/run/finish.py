@@ -9,7 +9,7 @@ happen once (docs/architecture.md, "Finishing").
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from exporter import notify
 from exporter.errors import TransientError
@@ -20,6 +20,10 @@ from exporter.run.context import Invocation, RunContext
 from exporter.run.ledger import Ledger
 from exporter.run.parallel import at_once
 from exporter.run.records import RunPlan, StepRecord
+
+# Tries of the `notified` marker after the publish: a failure that outlasts them
+# repeats the notification on redelivery, as a kill at that instant does.
+_MARK_TRIES: Final = 3
 
 
 def finish_run(
@@ -54,13 +58,13 @@ def finish_run(
     ended: dict[str, Any] = {"finishedAt": ctx.now_iso(), "durationSeconds": duration}
     if cancel is not None:
         subject, body = notify.cancelled_message(plan, cancel, duration, failure)
-        _publish(ctx, plan, subject, body, "cancelled")
         ledger.report_final(plan, "cancelled", done, cancel=cancel, rows=0, error=failure, **ended)
+        _publish(ctx, plan, subject, body, "cancelled")
         metrics.add_metric(name="RunsCancelled", unit=MetricUnit.Count, value=1)
     elif failure is not None:
         subject, body = notify.failure_message(plan, failure, ctx.seconds_since(plan))
-        _publish(ctx, plan, subject, body, "failed")
         ledger.report_final(plan, "failed", done, error=failure, rows=0, **ended)
+        _publish(ctx, plan, subject, body, "failed")
         metrics.add_metric(name="RunsFailed", unit=MetricUnit.Count, value=1)
     else:
         manifest = commit.commit_run(
@@ -73,27 +77,27 @@ def finish_run(
         )
         uri = f"s3://{ctx.settings.bucket_name}/{ctx.keys(plan).manifest}"
         subject, body = notify.success_message(plan, manifest, uri)
+        totals = manifest["totals"]
         at_once(
             lambda: ledger.keep_manifest(plan, manifest),
-            lambda: _publish(ctx, plan, subject, body, "succeeded"),
+            lambda: ledger.report_final(
+                plan,
+                "succeeded",
+                len(plan.windows),
+                totals=totals,
+                api=manifest["api"],
+                rows=totals["rows"],
+                finishedAt=manifest["finishedAt"],
+                durationSeconds=manifest["durationSeconds"],
+                **({"refused": manifest["refused"]} if manifest.get("refused") else {}),
+            ),
         )
-        totals = manifest["totals"]
-        ledger.report_final(
-            plan,
-            "succeeded",
-            len(plan.windows),
-            totals=totals,
-            api=manifest["api"],
-            rows=totals["rows"],
-            finishedAt=manifest["finishedAt"],
-            durationSeconds=manifest["durationSeconds"],
-            **({"refused": manifest["refused"]} if manifest.get("refused") else {}),
-        )
+        _publish(ctx, plan, subject, body, "succeeded")
         metrics.add_metric(name="RunsSucceeded", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="RowsExported", unit=MetricUnit.Count, value=totals["rows"])
         metrics.add_metric(name="BytesExported", unit=MetricUnit.Bytes, value=totals["bytes"])
     metrics.add_metric(name="RunDuration", unit=MetricUnit.Seconds, value=duration)
-    ledger.mark_notified(plan)
+    _mark_notified(ledger, plan)
 
 
 def fail_run(ctx: RunContext, run_id: str, error: str, inv: Invocation) -> None:
@@ -111,6 +115,22 @@ def fail_run(ctx: RunContext, run_id: str, error: str, inv: Invocation) -> None:
         "run failed" if first else "run already failed", extra={"run_id": run_id, "error": error}
     )
     finish_run(ctx, plan, inv)
+
+
+def _mark_notified(ledger: Ledger, plan: RunPlan) -> None:
+    """The one write after the publish (docs/architecture.md, rule 8): everything that
+    can fail comes before it, and it is tried again here rather than through a
+    redelivery, which would publish again."""
+    for attempt in range(_MARK_TRIES):
+        try:
+            ledger.mark_notified(plan)
+            return
+        except Exception:
+            if attempt == _MARK_TRIES - 1:
+                raise
+            logger.warning(
+                "notified marker not written; trying again", extra={"run_id": plan.run_id}
+            )
 
 
 def _take_lease(ledger: Ledger, plan: RunPlan, inv: Invocation) -> int | None:

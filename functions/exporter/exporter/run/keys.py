@@ -152,6 +152,10 @@ class RunKeys:
         """Where the back-offs of one step are counted (`backoff(window, step, n)`)."""
         return f"{self.backoff_prefix}w{window}/s{step}/"
 
+    def deliveries(self, window: int, step: int) -> str:
+        """One marker per delivery of a step, created at its start (`count_delivery`)."""
+        return f"{self.root}deliveries/w{window}/s{step}/"
+
     def backoff(self, window: int, step: int, number: int) -> str:
         return f"{self.backoffs(window, step)}{number:03d}.json"
 

@@ -6,41 +6,34 @@ CLI call these, never the store (docs/architecture.md, "The ledger").
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import IO, Any, Final
 
 from exporter import json_codec
 from exporter.errors import InvalidTask
-from exporter.observability import logger
 from exporter.ports import Clock, ObjectStore, TaskQueue
 from exporter.redaction import error_text
 from exporter.run.counters import Counters
 from exporter.run.keys import Layout, RunKeys, brand_of_run_id, lease_number
+from exporter.run.ledger_status import StatusBook
 from exporter.run.parallel import at_once, each_at_once
 from exporter.run.readings import (
     CancelAnswer,
     Ending,
-    RunDocuments,
     StepOpening,
     all_refused_error,
     cancel_request_doc,
     cancel_request_in,
     closed_slot_doc,
-    iso,
-    status_document,
     summed_progress,
-    windows_done_if_running,
 )
 from exporter.run.records import RunPlan, StepRecord, Task, refused_ids
 
 _PLAN_CACHE: Final = 64
-# Attempts of one compare-and-swap status write before giving up on it (a later
-# write brings it up to date; the done markers are the truth).
-_STATUS_TRIES: Final = 5
 
 
-class Ledger:
+class Ledger(StatusBook):
     """The run-state moves over one store (and, for sending checkpoints, one queue)."""
 
     def __init__(
@@ -57,15 +50,6 @@ class Ledger:
         self._queue = queue
         # Plans never change once written: a warm container keeps a few.
         self._plans: dict[str, RunPlan] = {} if plans is None else plans
-
-    def now_iso(self) -> str:
-        return iso(self._clock())
-
-    def _status(self, plan: RunPlan, state: str, done: int, extra: dict[str, Any]) -> bytes:
-        return status_document(plan, state, done, self.now_iso(), extra)
-
-    def keys(self, plan: RunPlan) -> RunKeys:
-        return self.layout.run(plan.run_id, plan.brand_id, plan.basis)
 
     def keys_of(self, run_id: str) -> RunKeys:
         """A run's keys from its id alone (validated)."""
@@ -108,10 +92,8 @@ class Ledger:
     def send_then_mark(
         self, plan: RunPlan, tasks: Sequence[Task], delay_s: int = 0, *, new_run: bool = False
     ) -> int:
-        """Send each task whose "enqueued" marker is absent, then create the markers.
-
-        `new_run`: the caller has just created the plan, so no marker can exist
-        yet. Returns how many were sent."""
+        """Send each task whose "enqueued" marker is absent, then create the markers; how
+        many were sent (`new_run`: the plan was just created, no marker can exist)."""
         keys = self.keys(plan)
         pending = list(tasks)
         if not new_run:
@@ -129,6 +111,19 @@ class Ledger:
             1 for _ in self._store.list_keys(self.keys(plan).backoffs(task.window, task.step))
         )
 
+    def count_delivery(self, plan: RunPlan, task: Task) -> tuple[int, bool]:
+        """Mark a step's delivery at its start: its number; whether the last one was killed."""
+        prefix = self.keys(plan).deliveries(task.window, task.step)
+        before = sorted(self._store.list_keys(prefix))
+        number = len(before) + 1
+        while not self._store.put_if_absent(f"{prefix}{number:03d}.json", b"{}"):
+            number += 1
+        return number, bool(before) and self._store.get(before[-1]) == b"{}"
+
+    def end_delivery(self, plan: RunPlan, task: Task, number: int) -> None:
+        prefix = self.keys(plan).deliveries(task.window, task.step)
+        self._store.put(f"{prefix}{number:03d}.json", json_codec.dumps({"ended": self.now_iso()}))
+
     def back_off(self, plan: RunPlan, task: Task, number: int, delay_s: int, **why: Any) -> None:
         """Re-send the step's own checkpoint delayed, then count back-off `number`."""
         marker = {"delaySeconds": delay_s, **why, "at": self.now_iso()}
@@ -138,9 +133,7 @@ class Ledger:
     def _send_then_mark(
         self, bodies: list[str], delay_s: int, marks: list[tuple[str, bytes]]
     ) -> None:
-        """Every message is sent before any marker is written (then side by side): a
-        crash between the two re-sends (a duplicate, which the step record's
-        conditional put absorbs) instead of stalling the window."""
+        """All sent, then all marked (side by side): a crash between re-sends, never stalls."""
         if not bodies:
             return
         if self._queue is None:
@@ -179,8 +172,7 @@ class Ledger:
         return key
 
     def record_step(self, plan: RunPlan, record: StepRecord) -> bool:
-        """Create the step record; False if a duplicate recorded the step first (what
-        this attempt staged is then deleted: the chain continues from the winner's)."""
+        """Create the step record; False (and delete what was staged) if one was first."""
         key = self.keys(plan).step(record.window, record.step)
         if self._store.put_if_absent(key, record.to_json()):
             return True
@@ -190,9 +182,6 @@ class Ledger:
     def mark_done(self, plan: RunPlan, window: int, steps: int) -> None:
         doc = json_codec.dumps({"window": window, "steps": steps})
         self._store.put_if_absent(self.keys(plan).done(window), doc)
-
-    def windows_done(self, keys: RunKeys) -> int:
-        return sum(1 for _ in self._store.list_keys(keys.done_prefix))
 
     # -- progress: one single-writer object per window --------------------------------
 
@@ -205,10 +194,8 @@ class Ledger:
     def progress_of(
         self, keys: RunKeys, seen: dict[str, tuple[str, dict[str, Any]]] | None = None
     ) -> tuple[Counters, list[Any]]:
-        """A running run's counts so far and the ids refused so far, over its windows.
-
-        `seen`: progress documents by key, with their version, from an earlier call:
-        only windows that moved since are read again (`wifi-export status --follow`)."""
+        """A running run's counts and refused ids so far, over its windows. `seen`: progress
+        documents by key and version from an earlier call (only moved windows are re-read)."""
         seen = {} if seen is None else seen
         current = dict(self._store.list_tagged(keys.progress_prefix))
         stale = [key for key, tag in current.items() if seen.get(key, ("",))[0] != tag]
@@ -220,8 +207,7 @@ class Ledger:
     # -- failure, cancel, lease -------------------------------------------------------
 
     def failure(self, keys: RunKeys) -> str | None:
-        """The run's recorded error (records written before errors were bounded, or
-        by another writer, included), or None."""
+        """The run's recorded error (also one written before errors were bounded), or None."""
         raw = self._store.get(keys.failed)
         if raw is None:
             return None
@@ -237,9 +223,8 @@ class Ledger:
         return self._store.put_if_absent(self.keys(plan).failed, doc)
 
     def fail_if_all_refused(self, plan: RunPlan) -> str | None:
-        """A selection that skips refused ids fails when the API refused every one
-        (docs/contracts.md, "Events"): record that, as any window would, before the
-        commit could begin. Returns the run's recorded error, or None."""
+        """A selection skipping refused ids fails when every one was refused ("Events"),
+        recorded as any window would before the commit; the recorded error, or None."""
         if plan.selection is None or not plan.selection.api.skips_refused:
             return None
         records = self.step_records(plan)
@@ -255,9 +240,7 @@ class Ledger:
 
     def request_cancel(self, keys: RunKeys, requested_by: str) -> CancelAnswer:
         """A person asks the run to stop: create the cancel slot before the finisher does.
-
-        Whoever creates the slot first decides (docs/contracts.md, "Cancelling");
-        the loser reads what the winner wrote."""
+        The first creator decides ("Cancelling"); the loser reads what the winner wrote."""
         request = cancel_request_doc(self.now_iso(), requested_by)
         if self._store.put_if_absent(keys.cancel, json_codec.dumps(request)):
             return CancelAnswer("requested", request)
@@ -265,17 +248,15 @@ class Ledger:
         return CancelAnswer("already-requested" if slot.get("cancel") is True else "refused", slot)
 
     def close_cancel_slot(self, plan: RunPlan, *, failed: bool) -> dict[str, Any] | None:
-        """The finisher, under its lease, closes the door on a cancel; returns the cancel
-        request that was there first (the run then ends cancelled), else None."""
+        """The finisher, under its lease, closes the cancel door: the request there first."""
         keys = self.keys(plan)
         if self._store.put_if_absent(keys.cancel, closed_slot_doc(self.now_iso(), failed=failed)):
             return None
         return self.cancel_request(keys)
 
     def take_lease(self, plan: RunPlan, holder: str, remaining_s: float) -> int | None:
-        """Take the finishing lease unless a holder's lease is still running: its
-        number, or None. A lease lasts until its holder's deadline, after which the
-        next number is free; the conditional put decides between two takers."""
+        """The finishing lease's number, or None while a holder's runs: it lasts until
+        its holder's deadline; the conditional put decides between two takers."""
         keys = self.keys(plan)
         now = self._clock().timestamp()
         leases = sorted(self._store.list_keys(keys.lease_prefix))
@@ -289,8 +270,7 @@ class Ledger:
         return number if self._store.put_if_absent(keys.lease(number), lease) else None
 
     def ending(self, plan: RunPlan) -> Ending:
-        """Four reads, one round trip: markers are only ever created, so reading them
-        together sees what reading them one by one would."""
+        """Four reads in one round trip (markers are only created: as if one by one)."""
         keys = self.keys(plan)
         notified, failure, cancel, done = at_once(
             lambda: self._store.exists(keys.notified),
@@ -331,72 +311,3 @@ class Ledger:
     def keep_manifest(self, plan: RunPlan, manifest: dict[str, Any]) -> None:
         """The long-lived copy (the run's own folder expires with the staging)."""
         self._store.put(self.keys(plan).history_manifest, json_codec.dumps_pretty(manifest))
-
-    # -- status and history (docs/contracts.md, "Status") -----------------------------
-
-    def announce(self, plan: RunPlan) -> None:
-        """A new run: its first status and its history entry (no read: neither exists)."""
-        keys = self.keys(plan)
-        body = self._status(plan, "running", 0, {})
-        _, first = at_once(
-            lambda: self._store.put(keys.history, body),
-            lambda: self._store.put_if_absent(keys.status, body),
-        )
-        if not first:
-            self.report_progress(plan, windows_done=0)
-
-    def report_final(self, plan: RunPlan, state: str, windows_done: int, **extra: Any) -> None:
-        """The final state, written once by the finisher under the lease: it wins."""
-        keys = self.keys(plan)
-        body = self._status(plan, state, windows_done, extra)
-        at_once(
-            lambda: self._store.put(keys.status, body),
-            lambda: self._store.put(keys.history, body),
-        )
-
-    def report_progress(
-        self, plan: RunPlan, *, windows_done: int | None = None, **extra: Any
-    ) -> None:
-        """A "running" status: compare-and-swap on the version read, never replacing a
-        final state and never lowering `windowsDone` (many windows write at once)."""
-        keys = self.keys(plan)
-        done = self.windows_done(keys) if windows_done is None else windows_done
-        for _ in range(_STATUS_TRIES):
-            current = self._store.get_versioned(keys.status)
-            if current is None:
-                body = self._status(plan, "running", done, extra)
-                if self._store.put_if_absent(keys.status, body):
-                    return
-                continue
-            raw, etag = current
-            counted = windows_done_if_running(raw)
-            if counted is None:
-                return  # ended meanwhile: a late progress write must not reopen it
-            done = max(done, counted)  # a concurrent writer may have listed more
-            body = self._status(plan, "running", done, extra)
-            if self._store.put_if_match(keys.status, body, etag):
-                return
-        logger.info("status not updated: concurrent writers", extra={"run_id": plan.run_id})
-
-    def documents(self, keys: RunKeys) -> RunDocuments:
-        """A run's plan, status, history entry and cancel request, read side by side."""
-        plan, status, history, cancel = each_at_once(
-            self._doc, [keys.plan, keys.status, keys.history, keys.cancel]
-        )
-        return RunDocuments(plan, status, history, cancel_request_in(cancel))
-
-    def history_entry(self, keys: RunKeys) -> dict[str, Any] | None:
-        return self._doc(keys.history)
-
-    def history_month(self, year: int, month: int) -> Iterator[str]:
-        """The run ids of one month's history index, as listed."""
-        for key in self._store.list_keys(self.layout.history_month(year, month)):
-            if key.endswith(".json") and not key.endswith(".manifest.json"):
-                yield key.rsplit("/", 1)[1].removesuffix(".json")
-
-    def _doc(self, key: str) -> dict[str, Any] | None:
-        raw = self._store.get(key)
-        if raw is None:
-            return None
-        doc = json_codec.loads(raw)
-        return doc if isinstance(doc, dict) else None

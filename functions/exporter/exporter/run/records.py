@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
 from exporter import json_codec
@@ -39,8 +39,26 @@ def make_run_id(started_at: datetime, brand_id: int, request_key: str) -> str:
     return f"{stamp:%Y%m%dT%H%M%S}{stamp.microsecond // 1000:03d}Z-b{brand_id}-{digest}"
 
 
-def is_run_id(value: Any) -> bool:
-    return isinstance(value, str) and _RUN_ID_RE.fullmatch(value) is not None
+# Clocks of Lambda hosts (and operators' machines) agree to well under this.
+CLOCK_SKEW: Final = timedelta(minutes=5)
+
+
+def run_id_stamp(run_id: str) -> datetime | None:
+    """When a run id says its run started; None if its stamp is no valid time."""
+    try:
+        return datetime.strptime(run_id[:18] + "000Z", "%Y%m%dT%H%M%S%f%z")
+    except ValueError:
+        return None
+
+
+def is_run_id(value: Any, now: datetime | None = None) -> bool:
+    """A run id of this exporter: its shape, and a start no later than `now` (the
+    wall clock by default) plus skew. No run of ours starts in the future, and as
+    run ids order runs (newest wins), a future-stamped one would win everything."""
+    if not isinstance(value, str) or _RUN_ID_RE.fullmatch(value) is None:
+        return False
+    stamp = run_id_stamp(value)
+    return stamp is not None and stamp <= (now or datetime.now(UTC)) + CLOCK_SKEW
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,8 +63,8 @@ MUTANTS: tuple[Mutant, ...] = (
        "tests/integration/test_long_runs.py::test_two_windows_finishing_together_commit_once"),
     _m("older-objects-left", "a rerun copies its objects in but leaves the older run's objects in its days",
        [("run/commit.py",
-         "        _settle(ctx, keys, dt, set(written[dt]), coverage=coverage, others=others)\n",
-         "        pass  # mutant: older runs' objects stay\n")],
+         "        lambda dt: _settle(\n",
+         "        lambda dt: None and _settle(  # mutant: older runs' objects stay\n")],
        f"{_RUNS}::test_newest_run_owns_a_partition_whatever_the_commit_order",
        f"{_EXPORT}::test_rerun_replaces_partitions"),
     _m("failed-run-commits-part", "a failed run copies the steps it recorded into the table",
@@ -139,8 +139,8 @@ MUTANTS: tuple[Mutant, ...] = (
          "                    page.dropped_rows += 1  # mutant: not skipped\n")],
        f"{_ROWS}::test_rows_outside_the_run_days_are_dropped_not_moved"),
     _m("last-delivery-silent", "the last delivery does not fail the run: it goes to the DLQ silently",
-       [("run/messages.py", "        if receive_count >= ctx.settings.max_receive_count:\n",
-         "        if receive_count > ctx.settings.max_receive_count:  # mutant\n")],
+       [("run/messages.py", "        if delivery >= ctx.settings.max_receive_count:\n            finish.fail_run(",
+         "        if delivery > ctx.settings.max_receive_count:  # mutant\n            finish.fail_run(")],
        "tests/unit/test_messages.py::test_the_last_delivery_fails_the_run_instead_of_going_silent"),
     _m("redaction-after-cut", "error text is cut before it is redacted: a straddling secret leaks its start",
        [("redaction.py", '    clean = _CONTROL.sub(" ", _ESCAPES.sub("", redact(text)))\n', '    clean = _CONTROL.sub(" ", _ESCAPES.sub("", text))\n'),
@@ -208,9 +208,8 @@ MUTANTS: tuple[Mutant, ...] = (
        "tests/unit/test_operations.py::test_the_finisher_closes_the_cancel_slot_before_committing"),
     _m("parquet-stale-after-selection", "a selection rerun commits its rows but leaves the days' Parquet objects as they were",
        [("run/commit.py",
-         "    _rebuild_parquet(ctx, keys, days, resumed=resumed, remaining_ms=remaining_ms)\n",
-         "    if plan.selection is None:  # mutant: selections skip the Parquet table\n"
-         "        _rebuild_parquet(ctx, keys, days, resumed=resumed, remaining_ms=remaining_ms)\n")],
+         "    _rebuild_parquet(\n        ctx, keys, days,",
+         "    if plan.selection is None:  # mutant: selections skip the Parquet table\n      _rebuild_parquet(\n        ctx, keys, days,")],
        "tests/integration/test_parquet.py::test_whole_brand_then_a_selection_rerun_leave_both_tables_equal"),
 )  # fmt: skip
 

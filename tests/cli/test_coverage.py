@@ -222,3 +222,27 @@ def test_flags_are_checked_before_any_aws_call(cli_lab: CliLab) -> None:
     assert basis.exit_code == 2 and "--basis" in basis.stderr
     selection = cli_lab.cli("run", "--brand", "7", *DAYS, "--missing", "--locations", "1")
     assert selection.exit_code == 2 and "--missing re-exports whole days" in selection.stderr
+
+
+def test_hostile_calendar_records_read_as_missing_days_or_plain_text(cli_lab: CliLab) -> None:
+    """Anyone who can write the bucket can write the lake's calendar: a malformed
+    record is a missing day (no crash), and every string shown is plain text."""
+    from tests.cli.test_plain_text import FORBIDDEN, HOSTILE  # noqa: PLC0415
+
+    lab = cli_lab.lab
+    good = {"rows": 24, "locations": 1, "hours": 24, "committedAt": HOSTILE}
+    days = {
+        "2023-06-01": {**good, "runId": HOSTILE},  # well formed, hostile text
+        "2023-06-02": {**good, "runId": "r", "rows": "two"},  # malformed count
+        "2023-06-03": ["not", "a", "record"],
+        "2023-06-0\u0664": {**good, "runId": "r"},  # not an ASCII date
+    }
+    key = f"{lab.env['STATE_PREFIX']}/lake/brand_id={BRAND}/time_basis=utc/days/2023-06.json"
+    lab.s3.put_object(Bucket=lab.bucket, Key=key, Body=json.dumps({"v": 1, "days": days}))
+    shown = cli_lab.cli(
+        "coverage", "--brand", str(BRAND), "--from", "2023-06-01", "--to", "2023-06-04"
+    )
+    assert shown.exit_code == 0, shown.output
+    assert not any(bad in shown.output for bad in FORBIDDEN), shown.output
+    doc = coverage_json(cli_lab, "--from", "2023-06-01", "--to", "2023-06-04")
+    assert [d["status"] for d in doc["days"]] == ["present", "missing", "missing", "missing"]

@@ -152,7 +152,7 @@ def test_updates_are_conditional_and_a_year_is_twelve_reads() -> None:
         day = f"2023-{month:02d}-01"
 
         def add(doc: dict[str, Any], day: str = day) -> None:
-            doc["days"][day] = {}
+            doc["days"][day] = {"rows": 1, "locations": 1, "runId": "r", "committedAt": "t"}
 
         lake.update(store, key, add)
     reads: list[str] = []

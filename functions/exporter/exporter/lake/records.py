@@ -14,6 +14,7 @@ changed. Both are updated with conditional writes (S3 `If-Match` /
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from typing import Any, Final, Literal
@@ -87,10 +88,27 @@ def read_days(
             if raw is None:
                 continue
             doc = json_codec.loads(raw)
-        for dt, record in doc["days"].items():
-            if lo <= dt <= hi:
+        found = doc.get("days") if isinstance(doc, dict) else None
+        for dt, record in (found if isinstance(found, dict) else {}).items():
+            if lo <= dt <= hi and well_formed(dt, record):
                 out[dt] = record
     return out
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_COUNTS: Final = ("rows", "locations", "hours")
+
+
+def well_formed(dt: str, record: Any) -> bool:
+    """A calendar record as the commit writes it. Anyone who can write the bucket can
+    write this object: a malformed record reads as a missing day, never a crash, and
+    its strings reach a terminal only through the CLI's plain console."""
+    return (
+        _DAY.fullmatch(dt) is not None
+        and isinstance(record, dict)
+        and all(type(record.get(n, 0)) is int and record.get(n, 0) >= 0 for n in _COUNTS)
+        and all(isinstance(record.get(n), str) for n in ("runId", "committedAt"))
+    )
 
 
 def trailing_median(counts: list[int]) -> float | None:

@@ -7,8 +7,11 @@ PYTHON  ?= $(shell scripts/find-python)
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Test files run side by side on this many workers (pytest-xdist; a file's tests stay
+# on one worker, they share its module fixtures). 0 runs them in this process.
+PYTEST_WORKERS ?= 2
 
-.PHONY: help install lint typecheck pytest test pr demo sandbox bench bench-scale chaos build deploy invoke logs delete clean lock sam-venv sam-lock validate clean-sam
+.PHONY: help install lint typecheck pytest test pr demo sandbox stress bench bench-scale chaos build deploy invoke logs delete clean lock sam-venv sam-lock validate clean-sam
 .PHONY: layer-lock scan checkov-venv checkov-lock
 
 help: ## list the targets
@@ -39,7 +42,7 @@ typecheck: $(STAMP) ## mypy
 	$(VENV)/bin/mypy
 
 pytest: $(STAMP) ## the test suite (unit, integration, chaos at CI size, template, package, bench smoke)
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test: lint typecheck scan pytest ## everything CI runs: lint, types, the IaC scanner, tests
 
@@ -50,6 +53,12 @@ demo: $(STAMP) ## run the exporter end to end on moto + the local fake API
 
 sandbox: $(STAMP) ## the local stack up until Ctrl-C, for the CLI in another shell (writes .sandbox.env)
 	$(PY) -m local.sandbox
+
+# The whole suite STRESS_RUNS times in a row with every core busy (CPU hogs), no
+# retry: a test that only passes on an idle machine fails here. About an hour on 2 cores.
+STRESS_RUNS ?= 3
+stress: $(STAMP) ## the suite 3 times in a row under a CPU hog on every core (flakiness hunt)
+	$(PY) scripts/stress.py --runs $(STRESS_RUNS) --log stress.log -- $(PYTEST_ARGS)
 
 BENCH_ARGS ?=
 bench: $(STAMP) ## benchmark vs baselines: bench/results/latest.json + docs/performance.md

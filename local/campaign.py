@@ -147,6 +147,8 @@ class Probe:
 
     invocations: int = 0
     overruns: int = 0
+    # Each overrun: which message (run, window, step, delivery) and by how many ms.
+    overrun_details: list[str] = field(default_factory=list)
     min_left_ms: int = 10**9
     events: list[dict[str, Any]] = field(default_factory=list)
 
@@ -163,9 +165,30 @@ class Probe:
             finally:
                 left = context.get_remaining_time_in_millis()
                 self.min_left_ms = min(self.min_left_ms, left)
-                self.overruns += left <= 0
+                if left <= 0:
+                    self.overruns += 1
+                    late_ms = (time.monotonic() - context.deadline) * 1000
+                    self.overrun_details.append(f"{_what(event)}: {late_ms:.0f} ms late")
 
         return handle
+
+
+def _what(event: dict[str, Any]) -> str:
+    """An invocation in a few words: its messages' window, step and delivery."""
+    records = event.get("Records") or []
+    if not records:
+        return f"direct invocation ({', '.join(sorted(event))})"
+    parts = []
+    for record in records:
+        try:
+            body = json.loads(record["body"])
+            parts.append(
+                f"w{body.get('window')} s{body.get('step')} "
+                f"delivery {record['attributes']['ApproximateReceiveCount']}"
+            )
+        except (ValueError, KeyError, TypeError):
+            parts.append("unreadable message")
+    return "; ".join(parts)
 
 
 def fingerprint(s3: Any, bucket: str, prefix: str) -> Fingerprint:

@@ -37,7 +37,7 @@ class FakeContext:
     """The parts of LambdaContext the exporter and Powertools use."""
 
     def __init__(self, budget_ms: int, function_name: str = "wifi-export-exporter") -> None:
-        self._deadline = time.monotonic() + budget_ms / 1000.0
+        self.deadline = time.monotonic() + budget_ms / 1000.0  # time.monotonic()
         self.aws_request_id = str(uuid.uuid4())
         self.function_name = function_name
         self.function_version = "$LATEST"
@@ -49,7 +49,7 @@ class FakeContext:
         self.log_stream_name = "local"
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
 def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:

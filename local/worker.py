@@ -59,6 +59,11 @@ ADAPTER_METHODS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The receive count of the SQS message being handled (None outside a delivery): the
+# freeze marker records it, so that the supervisor knows which delivery died.
+DELIVERY: dict[str, int | None] = {"count": None}
+
+
 def freeze_at(spec: str, where: str, marker: Path) -> None:
     """Gate every adapter method; the n-th matching call of `spec` freezes the process."""
     from exporter import api_client, aws  # noqa: PLC0415
@@ -103,7 +108,13 @@ def freeze_at(spec: str, where: str, marker: Path) -> None:
                         hit = seen["n"] == n
                     if hit:
                         frozen.set()
-                        detail = {"pid": os.getpid(), "at": _name, "call": n, "arg": str(args[:1])}
+                        detail = {
+                            "pid": os.getpid(),
+                            "at": _name,
+                            "call": n,
+                            "arg": str(args[:1]),
+                            "delivery": DELIVERY["count"],
+                        }
                         tmp = marker.with_suffix(".tmp")
                         tmp.write_text(json.dumps(detail))
                         tmp.replace(marker)
@@ -150,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         def count(_n: int, event: dict[str, Any]) -> None:
             for record in event["Records"]:
                 received = int(record["attributes"]["ApproximateReceiveCount"])
+                DELIVERY["count"] = received
                 if received > 1:
                     redelivered.append(received)
 

@@ -214,7 +214,9 @@ def settle(
         assert run.report.crashed_invocations == kills, (
             f"{run.report.crashed_invocations} invocation(s) crashed, {kills} killed"
         )
-    assert run.probe.overruns == 0, f"{run.probe.overruns} invocation(s) ran past the deadline"
+    assert run.probe.overruns == 0, (
+        f"{run.probe.overruns} invocation(s) ran past the deadline: {run.probe.overrun_details}"
+    )
     assert queue_depth(lab, lab.queue_url) == 0, "messages left in the queue"
     assert queue_depth(lab, lab.dlq_url) == 0, "messages in the DLQ"
     row.checked = "; ".join(checked)

@@ -77,6 +77,14 @@ class CliLab:
         return [n["body"]["status"] for n in self.lab.notifications()]
 
 
+@pytest.fixture(autouse=True)
+def terminal_width_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's width is its own choice when piped (160 columns), not the runner's:
+    pytest-xdist's workers export COLUMNS=80, and so may a developer's shell. A test
+    of the narrow layout sets COLUMNS itself."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
 @pytest.fixture
 def cli_lab(make_lab: Callable[..., Lab], monkeypatch: pytest.MonkeyPatch) -> Iterator[CliLab]:
     import app  # noqa: PLC0415 -- after the lab configured the environment

@@ -10,6 +10,9 @@ work itself, imports excluded (`work_s`), to OUT.json.
 * ``raw-gzip``: ``bare`` + stdlib gzip level 6 of each raw page + one S3 put per page.
 * ``exporter``: the real handler: an on-demand invoke, then the queue drained
   like Lambda's event source mapping; the run's manifest and notification read back.
+  The CPU this process spends playing Lambda's part (its own boto3 session, the
+  event source mapping's receives and deletes, the checks afterwards) is measured
+  on the main thread, where all of it runs, and written as `harness_cpu_s`.
 """
 
 from __future__ import annotations
@@ -140,6 +143,26 @@ def _notification(sqs: Any, inbox_url: str, run_id: str) -> dict[str, Any] | Non
     return None
 
 
+class _Timed:
+    """A client whose calls add their CPU time (this thread's) to `cpu_s`."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.cpu_s = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.cpu_s += time.thread_time() - started
+
+        return timed
+
+
 def run_selection(spec: dict[str, Any]) -> dict[str, Any]:
     """The same locations and days as `exporter`, chosen by id: v1 in batches of 50."""
     from local.fake_analytiks import location_ids  # noqa: PLC0415
@@ -177,8 +200,10 @@ def run_exporter(spec: dict[str, Any], selector: dict[str, Any] | None = None) -
     # The bench's own calls go through a separate session, so they are not counted.
     # Its SQS client plays Lambda's event source mapping; its S3 client only reads
     # the results afterwards, so it is created after the measured work.
+    harness_started = time.thread_time()
     own = boto3.session.Session()
-    sqs = own.client("sqs")
+    sqs = _Timed(own.client("sqs"))
+    harness_cpu = time.thread_time() - harness_started
 
     started = time.perf_counter()
     response = app.handler(
@@ -195,13 +220,17 @@ def run_exporter(spec: dict[str, Any], selector: dict[str, Any] | None = None) -
     report = drain(app.handler, sqs, spec["queue_url"], budget_ms=900_000)
     work_s = time.perf_counter() - started
     done_at = time.time()  # the job is done; what follows only checks it
+    drain_cpu = sqs.cpu_s  # (the checks' own receives are in the checks' time)
+    checks_started = time.thread_time()
     s3 = own.client("s3")
 
     manifest_key = f"{spec['state_prefix']}/runs/{run_id}/manifest.json"
     manifest = json.loads(s3.get_object(Bucket=spec["bucket"], Key=manifest_key)["Body"].read())
     note = _notification(sqs, spec["inbox_url"], run_id)
     s3_calls = {k.split(".", 1)[1]: v for k, v in calls.items() if k.startswith("s3.")}
+    harness_cpu += drain_cpu + time.thread_time() - checks_started
     return {
+        "harness_cpu_s": harness_cpu,
         "work_s": work_s,
         "done_at": done_at,
         "plan_s": invoked - started,

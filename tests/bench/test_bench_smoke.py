@@ -29,6 +29,8 @@ TARGETS = (
     "one core: exporter wall <= 1.0 x raw-gzip wall (2,000 locations)",
     "one core: exporter wall <= 1.0 x raw-gzip wall (8,000 locations)",
     "selection (2,000 ids, 40 batches) wall <= 1.2 x whole-brand exporter wall",
+    "exporter CPU <= 1.0 x raw-gzip CPU (2,000 locations)",
+    "one core: exporter CPU <= 1.0 x raw-gzip CPU (2,000 locations)",
     "peak RSS <= 150 MB (2,000 locations)",
     "RSS(8,000) <= 1.15 x RSS(2,000)",
     "gzipped bytes/row <= 1.15 x stdlib gzip-6 bytes/row",
@@ -72,6 +74,17 @@ def test_bench_smoke(tmp_path: Path) -> None:
         assert figures["wall_s"] > 0 and figures["cpu_s"] > 0 and figures["rss_mb"] > 0
     for name in ("wall_vs_bare", "wall_vs_raw_gzip", "cpu_vs_bare", "cpu_vs_raw_gzip"):
         assert name in workload["modes"]["exporter"], name
+    # CPU with its spread: the range of the repetitions, each run's ratio to raw-gzip,
+    # and the harness's part (Lambda's event source mapping) taken out of it.
+    exporter_cpu = workload["modes"]["exporter"]
+    low, high = exporter_cpu["cpu_range_s"]
+    assert 0 < low <= exporter_cpu["cpu_s"] <= high
+    assert len(exporter_cpu["cpu_vs_raw_gzip_runs"]) == results["config"]["repetitions"]
+    for run in exporter_cpu["runs"]:
+        assert 0 < run["harness_cpu_s"] < run["process_cpu_s"]
+        assert run["cpu_s"] == run["process_cpu_s"] - run["harness_cpu_s"]
+    assert workload["modes"]["raw-gzip"]["harness_cpu_s"] == 0
+    assert "CPU vs raw-gzip (per run)" in markdown and "harness CPU s" in markdown
 
     exporter = workload["modes"]["exporter"]
     assert exporter["status"] == "succeeded"

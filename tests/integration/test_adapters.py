@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import boto3
 
-from exporter.aws import S3Store
+from exporter.aws import S3Store, SqsQueue
 from tests.integration.conftest import REGION
 
 
@@ -26,3 +26,17 @@ def test_put_if_absent_creates_once_and_never_overwrites(aws: None) -> None:
     store.put("runs/r/status.json", b"1")
     store.put("runs/r/status.json", b"2")
     assert s3.get_object(Bucket="adapters", Key="runs/r/status.json")["Body"].read() == b"2"
+
+
+def test_sqs_send_delivers_every_body_once_when_batches_go_side_by_side(aws: None) -> None:
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="adapters")["QueueUrl"]
+    bodies = [f'{{"window": {n}}}' for n in range(45)]  # five batches, sent at once
+    SqsQueue(url, sqs).send(bodies)
+    got: list[str] = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            break
+        got.extend(m["Body"] for m in messages)
+    assert sorted(got) == sorted(bodies)

@@ -12,6 +12,7 @@ import pytest
 from exporter import json_codec
 from exporter.config import Settings
 from exporter.events import RunRequest
+from exporter.lake import freshness
 from exporter.lake import records as lake
 from exporter.lake.freshness import hours_since_last_complete_day, missing_location_days
 from exporter.lake.sums import DaySums, add_sums, day_totals, replace_day
@@ -165,6 +166,45 @@ def test_updates_are_conditional_and_a_year_is_twelve_reads() -> None:
     store.get = get  # type: ignore[method-assign]
     found = lake.read_days(store, "st", 7, "utc", (date(2023, 1, 1), date(2023, 12, 31)))
     assert len(found) == 12 and len(reads) == 12
+
+
+def test_a_backfill_commit_reads_only_the_months_its_metrics_consult() -> None:
+    """A commit of 2023 days in December 2026: the committed days' months and their
+    trailing month, and the look-back's months (with their trailing month), not the
+    forty months between; the figures are those of reading every month."""
+    store = MemoryStore()
+    calendar = {f"2023-05-{d:02d}": record(100, 60) for d in range(10, 32)}
+    calendar |= {f"2023-06-0{d}": record(100, 50) for d in range(1, 6)}  # fewer stores
+    calendar |= {f"2024-03-{d:02d}": record(100, 1) for d in range(1, 29)}  # never consulted
+    calendar |= {f"2026-10-{d:02d}": record(100, 200) for d in range(10, 21)}
+    calendar["2026-11-05"] = record(100, 100)  # partial against October's stores
+    for month in sorted({dt[:7] for dt in calendar}):
+        days = {dt: rec for dt, rec in calendar.items() if dt.startswith(month)}
+        store.put(
+            lake.month_key("st", 7, "utc", month, "days"), json.dumps({"days": days}).encode()
+        )
+    reads: list[str] = []
+    original = store.get
+
+    def get(key: str) -> bytes | None:
+        reads.append(key.rsplit("/", 1)[-1])
+        return original(key)
+
+    store.get = get  # type: ignore[method-assign]
+    now = datetime(2026, 12, 2, 6, tzinfo=UTC)
+    committed = (date(2023, 6, 1), date(2023, 6, 5))
+    emitted = freshness.emit(store, "st", 7, "utc", now=now, committed=committed)
+    assert sorted(reads) == [
+        f"{m}.json" for m in ("2023-05", "2023-06", "2026-10", "2026-11", "2026-12")
+    ]
+    every = lake.read_days(store, "st", 7, "utc", (date(2023, 5, 4), now.date()))
+    assert emitted == {
+        "HoursSinceLastCompleteDay": hours_since_last_complete_day(every, now.date(), now),
+        "MissingLocationDays": missing_location_days(every, *committed),
+    }
+    # October's stores make November 5 partial: no complete day in the look-back.
+    assert emitted["HoursSinceLastCompleteDay"] > 30 * 24
+    assert len(emitted["MissingLocationDays"]) == 5
 
 
 def emf(out: str, name: str) -> list[dict[str, Any]]:

@@ -110,6 +110,28 @@ def test_encode_writes_typed_zstd_rows_that_duckdb_reads_back(tmp_path: Path) ->
     assert "time_basis" not in rows_of(body)[1]
 
 
+def test_a_day_parsed_in_many_batches_is_still_one_row_group_in_order(tmp_path: Path) -> None:
+    """The reader parses READ_BATCH_ROWS at a time (CPU), the writer keeps one row group
+    a day (Athena), and a multi-member object (two gzip members) reads whole."""
+    count = parquet_table.READ_BATCH_ROWS * 2 + 7
+    lines = [LINE_A.replace('"location_id":1,', f'"location_id":{n + 1},') for n in range(count)]
+    half = count // 2
+    two_members = gz(*lines[half : half + 3]) + gz(*lines[half + 3 :])
+    body, rows = parquet_table.encode([gz(*lines[:half]), two_members])
+    assert body is not None and rows == count
+    path = tmp_path / "part.parquet"
+    path.write_bytes(body)
+    con = duckdb.connect()
+    groups = con.execute(
+        "SELECT DISTINCT row_group_id, row_group_num_rows FROM parquet_metadata(?)", [str(path)]
+    ).fetchall()
+    assert groups == [(0, count)]
+    ids = [
+        i for (i,) in con.execute("SELECT location_id FROM read_parquet(?)", [str(path)]).fetchall()
+    ]
+    assert ids == list(range(1, count + 1))
+
+
 def test_encode_of_no_rows_is_none() -> None:
     assert parquet_table.encode([gz(), gzip.compress(b"", mtime=0)]) == (None, 0)
 

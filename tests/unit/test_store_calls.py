@@ -3,16 +3,20 @@ brand-day, whose every call is a round trip (docs/performance.md, "Fixed costs")
 
 The ledger (run.ledger) took over every run-state call without changing one:
 the lists below are those of the stages before it (it saved no call here).
+A rerun's days, settled side by side, read an older run's plan once between them
+(issue 27: it was once per day, each a GET, on a shared core a few ms of CPU each).
 """
 
 from __future__ import annotations
 
+import functools
 import re
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from typing import IO
+from datetime import UTC, date, datetime, timedelta
+from typing import IO, Any
 
 from exporter.config import Settings
 from exporter.events import RunRequest
@@ -144,3 +148,43 @@ def test_a_one_window_run_makes_only_the_calls_it_needs() -> None:
     # Calls made side by side may come in any order: compared as a multiset.
     assert Counter(store.calls) == Counter(STEP)
     assert len(memory.publisher.messages) == 1
+
+
+@dataclass
+class SlowPlans(CountingStore):
+    """Plans take a while to read, so days settled side by side ask at the same time."""
+
+    def get(self, key: str) -> bytes | None:
+        if key.endswith("/plan.json"):
+            time.sleep(0.05)
+        return super().get(key)
+
+
+class FiveDays(ScriptedPages):
+    """One location with a row on each of June 1-5 (the window's days)."""
+
+    def fetch_v3(self, *_: Any) -> tuple[list[Any], str | None]:
+        self.stats.calls += 1
+        visits = {f"2023-06-0{day}T10:00:00Z": day for day in range(1, 6)}
+        return [{"locationId": 1, "visits": visits}], None
+
+
+def test_a_rerun_reads_the_older_runs_plan_once_for_all_its_days() -> None:
+    """A five-day rerun settles its days side by side; each finds the older run's
+    objects and asks who wrote them: one GET of that run's plan, not one per day."""
+    config = Settings(secret_id="s", bucket_name="b", topic_arn="t", queue_url="q")
+    store = SlowPlans()
+    for n, now in enumerate((NOW, NOW + timedelta(minutes=1))):
+        # A fresh context each time: a new container, no plan cached from the first run.
+        memory = memory_context(config, FiveDays(), functools.partial(lambda at: at, now))
+        memory.ctx.store = store
+        request = RunRequest(
+            "on-demand", (5,), date(2023, 6, 1), date(2023, 6, 5), "utc", now, f"r{n}"
+        )
+        start_runs(memory.ctx, request, Invocation("start", lambda: 600_000))
+        store.calls.clear()
+        for body in memory.queue.bodies:
+            run_step(memory.ctx, Task.from_body(body), Invocation("m", lambda: 600_000))
+    plan_reads = [k for m, k in store.calls if m == "get" and k.endswith("plan.json")]
+    assert plan_reads == ["RUN/plan.json"]
+    assert sum(m == "delete" for m, _ in store.calls) == 5  # the older run's five objects

@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 from exporter.errors import PermanentError
 from exporter.json_codec import JSONDecodeError, loads
 from exporter.ports import MAX_QUEUE_DELAY_S, Credentials
+from exporter.run.parallel import each_at_once
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -202,22 +203,37 @@ class SqsQueue:
         return self._given or sqs_client()
 
     def send(self, bodies: Sequence[str], delay_s: int = 0) -> None:
+        """Batches of ten, side by side (a brand-year's start sends 37 of them); every
+        batch is answered before this returns or raises, and a message SQS refused
+        fails the send, naming the first refused (in the order of `bodies`) and how many."""
         if not 0 <= delay_s <= MAX_QUEUE_DELAY_S:
             raise ValueError(f"delay_s must be 0..{MAX_QUEUE_DELAY_S}, got {delay_s}")
-        for start in range(0, len(bodies), _SEND_BATCH):
-            batch = bodies[start : start + _SEND_BATCH]
-            answer = self._client.send_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[
-                    {"Id": str(n), "MessageBody": body, "DelaySeconds": delay_s}
-                    if delay_s
-                    else {"Id": str(n), "MessageBody": body}
-                    for n, body in enumerate(batch)
-                ],
+        batches = [
+            bodies[start : start + _SEND_BATCH] for start in range(0, len(bodies), _SEND_BATCH)
+        ]
+        answers = each_at_once(lambda batch: self._send_batch(batch, delay_s), batches)
+        failed = [
+            entry
+            for answer in answers
+            for entry in sorted(answer.get("Failed") or [], key=lambda e: int(e.get("Id", 0)))
+        ]
+        if failed:
+            first = failed[0]
+            raise RuntimeError(
+                f"SQS send failed: {first.get('Code')} {first.get('Message')} "
+                f"({len(failed)} of {len(bodies)} messages)"
             )
-            if answer.get("Failed"):
-                first = answer["Failed"][0]
-                raise RuntimeError(f"SQS send failed: {first.get('Code')} {first.get('Message')}")
+
+    def _send_batch(self, batch: Sequence[str], delay_s: int) -> Any:
+        return self._client.send_message_batch(
+            QueueUrl=self.queue_url,
+            Entries=[
+                {"Id": str(n), "MessageBody": body, "DelaySeconds": delay_s}
+                if delay_s
+                else {"Id": str(n), "MessageBody": body}
+                for n, body in enumerate(batch)
+            ],
+        )
 
 
 @functools.cache

@@ -70,9 +70,23 @@ def emit(
     """
     today = now.astimezone(UTC).date()
     first = today - timedelta(days=LOOK_BACK_DAYS)
+    records: dict[str, dict[str, Any]] = {}
     if committed is not None:
-        first = min(first, committed[0] - timedelta(days=lake.TRAILING_DAYS))
-    records = lake.read_days(store, state_prefix, brand_id, basis, (first, today), known=known)
+        # The committed days and their trailing medians' days. A backfill's days
+        # may be years back: the months between them and the look-back are read
+        # only if they could be consulted (a look-back day's trailing median
+        # reaches TRAILING_DAYS further back), so a commit of 2023 in 2026 reads
+        # four months, not forty-three, and emits the same figures.
+        since = committed[0] - timedelta(days=lake.TRAILING_DAYS)
+        consulted = first - timedelta(days=lake.TRAILING_DAYS)
+        if committed[1].isoformat()[:7] < consulted.isoformat()[:7]:  # whole months apart
+            records = lake.read_days(
+                store, state_prefix, brand_id, basis, (since, committed[1]), known=known
+            )
+            first = consulted
+        else:
+            first = min(first, since)
+    records |= lake.read_days(store, state_prefix, brand_id, basis, (first, today), known=known)
     hours = hours_since_last_complete_day(records, today, now)
     lake_metric("HoursSinceLastCompleteDay", hours, MetricUnit.Count, brand_id, basis)
     emitted: dict[str, Any] = {"HoursSinceLastCompleteDay": hours}

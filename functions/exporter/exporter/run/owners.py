@@ -17,6 +17,7 @@ ours can have started in the future, and a newest-wins commit would let it win.
 from __future__ import annotations
 
 import re
+import threading
 from datetime import date
 from typing import Final
 
@@ -32,7 +33,8 @@ _NAME_RE: Final = re.compile(rf"({RUN_ID_PATTERN})-w(\d{{1,6}})-s(\d{{1,9}})\.js
 
 
 class Owners:
-    """Resolves the owners of a commit's partitions; reads each run's record once."""
+    """Resolves the owners of a commit's partitions; reads each run's record once,
+    also when the commit's days ask for it side by side (one read, the others wait)."""
 
     def __init__(self, ctx: RunContext, keys: RunKeys) -> None:
         self._ctx = ctx
@@ -40,6 +42,8 @@ class Owners:
         self._now = ctx.clock()
         self._plans: dict[str, RunPlan | None] = {}
         self._history: dict[str, frozenset[str]] = {}
+        self._guard = threading.Lock()
+        self._reading: dict[tuple[str, str], threading.Lock] = {}
 
     def owner(self, key: str, dt: str) -> str | None:
         """The run that wrote `key` (in partition `dt`) by record; None: foreign."""
@@ -64,7 +68,16 @@ class Owners:
             return run_id if named else None
         return run_id if key in self._history_keys(run_id) else None
 
+    def _once(self, kind: str, run_id: str) -> threading.Lock:
+        """Held while one record of a run is read: a second reader waits for the first."""
+        with self._guard:
+            return self._reading.setdefault((kind, run_id), threading.Lock())
+
     def _plan(self, run_id: str) -> RunPlan | None:
+        with self._once("plan", run_id):
+            return self._read_plan(run_id)
+
+    def _read_plan(self, run_id: str) -> RunPlan | None:
         if run_id not in self._plans:
             try:
                 self._plans[run_id] = self._ctx.ledger.plan(run_id)
@@ -73,6 +86,10 @@ class Owners:
         return self._plans[run_id]
 
     def _history_keys(self, run_id: str) -> frozenset[str]:
+        with self._once("history", run_id):
+            return self._read_history(run_id)
+
+    def _read_history(self, run_id: str) -> frozenset[str]:
         if run_id not in self._history:
             keys: set[str] = set()
             try:

@@ -261,9 +261,10 @@ def test_a_commit_out_of_time_keeps_its_rebuilt_days_and_the_next_holder_does_th
     # As if the holder had died before any Parquet rebuild: no objects, no marks.
     store.delete([k for k in list(store.objects) if "metrics_parquet/" in k or "/parquet/" in k])
     store.delete([keys.committed])
-    left = iter([1])  # almost no time: one batch of days, then the hand-over
+    # Time for one batch of days, then none: the hand-over.
+    clock = iter([on.time_safety_margin_ms])
     with pytest.raises(TransientError, match="continues in the next invocation"):
-        commit.commit_run(ctx, plan, keys, remaining_ms=lambda: next(left))
+        commit.commit_run(ctx, plan, keys, remaining_ms=lambda: next(clock, 1))
     marks = [k for k in store.objects if k.startswith(keys.parquet_done_prefix)]
     assert len(marks) == THREADS and keys.committed not in store.objects
     puts: list[str] = []
@@ -286,3 +287,20 @@ def test_a_commit_out_of_time_keeps_its_rebuilt_days_and_the_next_holder_does_th
         for d in (1, 6)
     ]
     assert keys.committed in store.objects
+
+
+def test_a_holder_sizes_its_parquet_batches_by_the_time_it_measured() -> None:
+    left = [1_000]  # inside a 2 s margin, whose floor is 500 ms
+    sizes = commit._BatchSizes(2_000, lambda: left[0])
+    assert sizes.next(first=True) == 1  # inside the margin: one day, whatever the time
+    sizes.took(1, 0.1)  # ... which took 100 ms
+    assert sizes.next(first=False) == 5  # 500 ms above the floor: five more such days
+    sizes.took(5, 1.0)  # 200 ms a day, now
+    left[0] = 900
+    assert sizes.next(first=False) == 2
+    left[0] = 600
+    assert sizes.next(first=False) == 0  # a day would end below the floor: hand over
+    left[0] = 10**6
+    assert sizes.next(first=False) == THREADS  # never more than the threads
+    assert commit._BatchSizes(2_000, lambda: 2_000).next(first=True) == THREADS
+    assert commit._BatchSizes(2_000, None).next(first=False) == THREADS

@@ -167,6 +167,19 @@ def test_a_concurrent_rewrite_is_not_undone() -> None:
 LOCATIONS = 5
 
 
+def table_owners(store: MemoryStore) -> dict[int, str]:
+    """The run each location's row of the table came from (one row per location)."""
+    table = [
+        row
+        for key, body in store.objects.items()
+        if key.startswith("wifi/metrics/")
+        for row in rows_of(body)
+    ]
+    owners = {row["location_id"]: row["run_id"] for row in table}
+    assert len(owners) == len(table), "a location's row is in the table twice"
+    return owners
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     runs=st.lists(
@@ -192,14 +205,7 @@ def test_newest_run_wins_per_location_whatever_the_commit_order(
     order.shuffle(messages)  # each run is one message: its step commits it
     for task in messages:
         run_step(memory.ctx, task, Invocation("m", lambda: 600_000))
-    table = [
-        row
-        for key, body in memory.store.objects.items()
-        if key.startswith("wifi/metrics/")
-        for row in rows_of(body)
-    ]
-    owners = {row["location_id"]: row["run_id"] for row in table}
-    assert len(owners) == len(table), "a location's row is in the table twice"
+    owners = table_owners(memory.store)
     newest: dict[int, str] = {}
     for plan, chosen in zip(plans, runs, strict=True):
         for loc in range(1, LOCATIONS + 1) if chosen is None else chosen:
@@ -264,14 +270,7 @@ def commit_in_order(
         drawn = plans[Task.from_body(body).run_id]
         pages.refused, pages.omitted = (drawn[1], drawn[2]) if drawn else (frozenset(),) * 2
         handle_message(memory.ctx, body, 1, Invocation("m", lambda: 600_000))
-    table = [
-        row
-        for key, body in memory.store.objects.items()
-        if key.startswith("wifi/metrics/")
-        for row in rows_of(body)
-    ]
-    owners = {row["location_id"]: row["run_id"] for row in table}
-    assert len(owners) == len(table), "a location's row is in the table twice"
+    owners = table_owners(memory.store)
     newest: dict[int, str] = {}
     for run_id, drawn in plans.items():  # oldest first
         if drawn is None:

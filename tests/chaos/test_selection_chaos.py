@@ -20,6 +20,7 @@ import pytest
 from exporter import wiring
 from exporter.api_client import RetryPolicy
 from exporter.aws import S3Store, SnsPublisher
+from exporter.run.coverage import NO_ROWS
 from local.contract import METRIC_COLUMN
 from local.fake_analytiks import location_ids
 from local.harness import Killed
@@ -155,15 +156,34 @@ def test_a_selection_killed_during_its_commit_recovers_exactly(
 def test_a_selection_of_every_location_empties_and_deletes_older_objects(
     chaos_sel_lab: Lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every row of the older objects is covered: they are deleted, and a kill at that
-    delete is recovered from."""
+    """Every row an older selection's objects can hold is covered: they are deleted
+    unread, and a kill at that delete is recovered from. (Over a whole-brand run they
+    would be kept with zero rows: it still replaces what no selection names.)"""
     lab = chaos_sel_lab
-    whole = lab.run({"brandId": BRAND, **RANGE})["runs"][0]["runId"]
+    older = lab.run({"brandId": BRAND, **RANGE, "locations": LOCATIONS})["runs"][0]["runId"]
     fired = kill_at(monkeypatch, S3Store, "delete", 1, where=_table_key)
     response = lab.invoke({"brandId": BRAND, **RANGE, "locations": LOCATIONS})
     selection = response["runs"][0]["runId"]
     lab.drain(BUDGET_MS, crashes=1, redelivery_delay_s=0.5)
     assert fired["fired"] == 1
-    assert_newest_wins(lab, whole, selection, set(LOCATIONS))
+    assert_newest_wins(lab, older, selection, set(LOCATIONS))
     owners = {key.rsplit("/", 1)[1].split("-w")[0] for key in lab.list_keys(TABLE)}
-    assert owners == {selection}  # the whole-brand objects are gone, not left empty
+    assert owners == {selection}  # the older selection's objects are gone, not left empty
+
+
+def test_a_selection_of_every_location_leaves_a_whole_brand_run_its_place(
+    chaos_sel_lab: Lab,
+) -> None:
+    """Over a whole-brand run, a selection of every location empties its objects but
+    keeps them, with zero rows: the whole-brand run still replaces every location
+    without rows and every zone of its days, which an older run must not bring back."""
+    lab = chaos_sel_lab
+    whole = lab.run({"brandId": BRAND, **RANGE})["runs"][0]["runId"]
+    selection = lab.run({"brandId": BRAND, **RANGE, "locations": LOCATIONS})["runs"][0]["runId"]
+    assert_newest_wins(lab, whole, selection, set(LOCATIONS))
+    by_owner: dict[str, list[str]] = {}
+    for key in lab.list_keys(TABLE):
+        by_owner.setdefault(key.rsplit("/", 1)[1].split("-w")[0], []).append(key)
+    assert set(by_owner) == {whole, selection}
+    bodies = lab.table_bytes()
+    assert all(bodies[key] == NO_ROWS for key in by_owner[whole])

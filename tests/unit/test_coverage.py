@@ -9,7 +9,6 @@ from datetime import UTC, date, datetime, timedelta
 from random import Random
 from typing import Any
 
-import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -168,6 +167,19 @@ def test_a_concurrent_rewrite_is_not_undone() -> None:
 LOCATIONS = 5
 
 
+def table_owners(store: MemoryStore) -> dict[int, str]:
+    """The run each location's row of the table came from (one row per location)."""
+    table = [
+        row
+        for key, body in store.objects.items()
+        if key.startswith("wifi/metrics/")
+        for row in rows_of(body)
+    ]
+    owners = {row["location_id"]: row["run_id"] for row in table}
+    assert len(owners) == len(table), "a location's row is in the table twice"
+    return owners
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     runs=st.lists(
@@ -193,14 +205,7 @@ def test_newest_run_wins_per_location_whatever_the_commit_order(
     order.shuffle(messages)  # each run is one message: its step commits it
     for task in messages:
         run_step(memory.ctx, task, Invocation("m", lambda: 600_000))
-    table = [
-        row
-        for key, body in memory.store.objects.items()
-        if key.startswith("wifi/metrics/")
-        for row in rows_of(body)
-    ]
-    owners = {row["location_id"]: row["run_id"] for row in table}
-    assert len(owners) == len(table), "a location's row is in the table twice"
+    owners = table_owners(memory.store)
     newest: dict[int, str] = {}
     for plan, chosen in zip(plans, runs, strict=True):
         for loc in range(1, LOCATIONS + 1) if chosen is None else chosen:
@@ -233,9 +238,8 @@ def v2_runs(draw: st.DrawFn) -> V2Run:
     chosen = draw(st.sets(st.integers(1, LOCATIONS), min_size=1))
     refused = draw(st.sets(st.sampled_from(sorted(chosen))))
     rest = sorted(chosen - refused)
-    # At least one id answered unless all are refused: a run without any row of the
-    # day is the open bug of test_a_newer_run_without_rows_still_wins_committed_first.
-    omitted = draw(st.sets(st.sampled_from(rest), max_size=len(rest) - 1)) if rest else set()
+    # Any of the rest may be left out, all of them too: a run with no row of the day.
+    omitted = draw(st.sets(st.sampled_from(rest))) if rest else set()
     return frozenset(chosen), frozenset(refused), frozenset(omitted)
 
 
@@ -266,14 +270,7 @@ def commit_in_order(
         drawn = plans[Task.from_body(body).run_id]
         pages.refused, pages.omitted = (drawn[1], drawn[2]) if drawn else (frozenset(),) * 2
         handle_message(memory.ctx, body, 1, Invocation("m", lambda: 600_000))
-    table = [
-        row
-        for key, body in memory.store.objects.items()
-        if key.startswith("wifi/metrics/")
-        for row in rows_of(body)
-    ]
-    owners = {row["location_id"]: row["run_id"] for row in table}
-    assert len(owners) == len(table), "a location's row is in the table twice"
+    owners = table_owners(memory.store)
     newest: dict[int, str] = {}
     for run_id, drawn in plans.items():  # oldest first
         if drawn is None:
@@ -309,11 +306,50 @@ def test_a_run_with_one_id_refused_and_one_left_out_succeeds_and_replaces_the_se
     assert owners == newest and 1 in owners and 2 not in owners
 
 
-@pytest.mark.xfail(strict=True, reason="open: docs/reliability.md, 'Open, found by the claims'")
 def test_a_newer_run_without_rows_still_wins_committed_first() -> None:
-    # The newer v2 run answered no row of the day (its one id left out), so it has
-    # no object in the partition; the older run committing after it does not see
-    # it, and keeps its row of location 1.
+    # The newer v2 run answered no row of the day (its one id left out): it leaves a
+    # zero-row object in the partition, which the older run committing after it
+    # finds, so location 1 keeps no row.
     v2: V2Run = (frozenset({1}), frozenset(), frozenset({1}))
     owners, newest = commit_in_order([None, v2], lambda bodies: bodies.reverse())
-    assert owners == newest
+    assert owners == newest and 1 not in owners
+
+
+def test_a_run_emptied_by_a_newer_one_keeps_its_place_for_what_it_still_replaces() -> None:
+    # The draw CI found: run 1 answers location 2 and leaves out 1; run 2 replaces 2
+    # (refusing 1), which empties run 1's object; the whole-brand run 0 commits last
+    # and must still find run 1's place for location 1, which has no row.
+    runs: list[V2Run | None] = [
+        None,
+        (frozenset({1, 2}), frozenset(), frozenset({1})),
+        (frozenset({1, 2, 3}), frozenset({1}), frozenset()),
+    ]
+    owners, newest = commit_in_order(runs, lambda bodies: bodies.reverse())
+    assert owners == newest and 1 not in owners
+
+
+def test_a_newer_whole_brand_run_without_rows_on_a_day_still_wins_committed_first() -> None:
+    # The newer whole-brand run has no row on its second day (ScriptedPages keys every
+    # row to a window's first day); the older run of just that day commits after it
+    # and must find the newer one's zero-row object there, so the day stays empty.
+    config = Settings(secret_id="s", bucket_name="b", topic_arn="t", queue_url="q")
+    memory = memory_context(config, ScriptedPages(locations=2), lambda: T0)
+    second = DAY + timedelta(days=1)
+    spans = [(second, second), (DAY, second)]  # oldest first
+    for n, (first, last) in enumerate(spans):
+        request = RunRequest(
+            "on-demand", (5,), first, last, "utc", T0 + timedelta(seconds=n), f"r{n}"
+        )
+        for plan in plan_runs(memory.ctx, request):
+            enqueue_windows(memory.ctx, plan)
+    bodies = list(reversed(memory.queue.bodies))  # the newer run's windows commit first
+    memory.queue.bodies.clear()
+    for body in bodies:
+        handle_message(memory.ctx, body, 1, Invocation("m", lambda: 600_000))
+    while memory.queue.bodies:  # a run of several windows commits with its last one
+        handle_message(memory.ctx, memory.queue.bodies.pop(0), 1, Invocation("m", lambda: 600_000))
+    day_two = [
+        body for key, body in memory.store.objects.items() if f"/dt={second.isoformat()}/" in key
+    ]
+    assert day_two, "the newer run left no object on its empty day"
+    assert [row for body in day_two for row in rows_of(body)] == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from datetime import date
 from typing import Any, Final
 
 from exporter import json_codec, parquet_table
@@ -20,7 +21,14 @@ from exporter.ports import RemainingMs
 from exporter.run.basis import MIGRATION, irregular_local_days
 from exporter.run.context import RunContext, iso
 from exporter.run.counters import Counters
-from exporter.run.coverage import WHOLE, Coverage, Unreadable, coverage_of, remove_rows
+from exporter.run.coverage import (
+    NO_ROWS,
+    WHOLE,
+    Coverage,
+    Unreadable,
+    coverage_of,
+    remove_rows,
+)
 from exporter.run.keys import RunKeys, run_id_of_data_object
 from exporter.run.owners import Owners, foreign_summary
 from exporter.run.parallel import THREADS, each_at_once
@@ -96,13 +104,14 @@ def commit_run(
     written: dict[str, list[str]] = defaultdict(list)
     for dt, _, target in copies:
         written[dt].append(target)
+    days = [day.isoformat() for day in days_of(plan.first_day, plan.last_day)]
+    _place_empty_days(ctx, plan, keys, days, coverage=coverage, written=written)
     others: dict[str, Coverage] = {}  # other runs' coverage, read once
     owners = Owners(ctx, keys)
     # Every day of the run is settled, also days that now have no rows: a rerun
     # must not leave an older run's rows behind. Days share no object, so they are
     # settled side by side (a brand-year is 365 LISTs); `others` is shared, and two
     # days wanting the same run's coverage at once read it twice at worst.
-    days = [day.isoformat() for day in days_of(plan.first_day, plan.last_day)]
     foreign: dict[str, list[str]] = {dt: [] for dt in days}  # left alone, reported
     each_at_once(
         lambda dt: _settle(
@@ -140,6 +149,33 @@ def commit_run(
         manifest["refused"] = refused_ids(records)
     ledger.record_commit(plan, manifest)
     return manifest
+
+
+def _place_empty_days(
+    ctx: RunContext,
+    plan: RunPlan,
+    keys: RunKeys,
+    days: list[str],
+    *,
+    coverage: Coverage,
+    written: dict[str, list[str]],
+) -> None:
+    """A zero-row object on each day the run replaces rows of but has none of.
+
+    Newest-wins is settled by the objects each run finds in a partition: a newer
+    run with no object of a day would be invisible to an older one committing
+    after it, which would then keep the rows the newer run removed. Written, like
+    the copies, before any day is settled; named like a step object of the day's
+    first window, so the run's plan and history name it as theirs.
+    """
+    empty = [dt for dt in days if not written[dt] and coverage.covers(dt) is not None]
+    for dt in empty:
+        day = date.fromisoformat(dt)
+        window = next(
+            (i for i, w in enumerate(plan.windows) if w.first_day <= day <= w.last_day), 0
+        )
+        written[dt].append(keys.data_object(window, 0, dt))
+    each_at_once(lambda dt: ctx.store.put(written[dt][0], NO_ROWS), empty)
 
 
 def _rebuild_parquet(
@@ -260,20 +296,25 @@ def _settle(
         elif owner < keys.run_id:
             if covered is None:
                 continue
-            if coverage.kind == "all" or coverage.replaces_all_of(
-                _coverage_of_run(ctx, owner, others), dt
-            ):
+            older = _coverage_of_run(ctx, owner, others)
+            if coverage.kind == "all" or coverage.replaces_all_of(older, dt):
                 ctx.store.delete([key])  # every row it can hold is replaced: no need to read it
             else:
+                # Emptied, it stays (with no rows) while the older run still
+                # replaces something this one does not: it keeps that run's place.
                 try:
-                    remove_rows(ctx.store, key, covered)
+                    remove_rows(
+                        ctx.store, key, covered, keep_empty=not coverage.dominates(older, dt)
+                    )
                 except Unreadable:
                     _foreign(foreign, key)  # damaged: no retry would read it either
         elif owner != keys.run_id:
-            theirs = _coverage_of_run(ctx, owner, others).covers(dt)
+            newer = _coverage_of_run(ctx, owner, others)
+            theirs = newer.covers(dt)
             if theirs is not None:
+                keep = not newer.dominates(coverage, dt)
                 for own in sorted(mine):
-                    remove_rows(ctx.store, own, theirs)
+                    remove_rows(ctx.store, own, theirs, keep_empty=keep)
 
 
 def _foreign(foreign: list[str], key: str) -> None:

@@ -25,6 +25,12 @@ from exporter.run.records import RunPlan, StepRecord
 
 _REWRITE_ATTEMPTS: Final = 10
 
+# A table object with no rows (one empty gzip member): what a run leaves in a
+# partition where it still replaces rows but holds none, so that an older run
+# committing later finds it there (docs/decisions.md, "A run with no rows keeps
+# its place"). Athena, DuckDB and the Parquet rebuild read it as zero rows.
+NO_ROWS: Final = gzip.compress(b"", compresslevel=GZIP_LEVEL, mtime=0)
+
 
 class Unreadable(Exception):
     """A table object that is not gzip-compressed JSON Lines: no retry would read it."""
@@ -80,6 +86,17 @@ class Coverage:
             theirs = frozenset().union(*(ids for _, _, ids in older.ranges))
             return theirs <= self._ids_on(dt)
         return False
+
+    def dominates(self, older: Coverage, dt: str) -> bool:
+        """Whether this run replaces, on day `dt`, everything `older` replaces there:
+        then `older` needs no object of that day to keep its place."""
+        if self.kind == "all":
+            return True
+        if older.kind == "all":
+            return False
+        if older.kind == "zone":
+            return self.kind == "zone" and self.zone == older.zone
+        return self.kind == "locations" and older._ids_on(dt) <= self._ids_on(dt)
 
     def to_json(self) -> bytes:
         return json_codec.dumps(
@@ -152,8 +169,10 @@ def coverage_of(plan: RunPlan, records: Iterable[StepRecord]) -> Coverage:
     return Coverage("locations", ranges=tuple(ranges))
 
 
-def remove_rows(store: ObjectStore, key: str, covered: Covered) -> int:
-    """Rewrite table object `key` without the covered rows (deleted if none is left).
+def remove_rows(store: ObjectStore, key: str, covered: Covered, *, keep_empty: bool = False) -> int:
+    """Rewrite table object `key` without the covered rows. If none is left it is
+    deleted, or, with `keep_empty` (its run still replaces rows of that day that the
+    remover does not), rewritten as `NO_ROWS`.
 
     Each rewrite is conditional on the version read (S3 `If-Match`), so two runs
     filtering the same object concurrently cannot undo each other's removals;
@@ -177,10 +196,12 @@ def remove_rows(store: ObjectStore, key: str, covered: Covered) -> int:
         removed = len(lines) - len(kept)
         if removed == 0:
             return 0
-        if not kept:
+        if not kept and not keep_empty:
             store.delete([key])
             return removed
-        packed = gzip.compress(b"".join(kept), compresslevel=GZIP_LEVEL, mtime=0)
+        packed = (
+            gzip.compress(b"".join(kept), compresslevel=GZIP_LEVEL, mtime=0) if kept else NO_ROWS
+        )
         if store.put_if_match(key, packed, etag):
             return removed
     raise RuntimeError(f"{key}: rewritten concurrently {_REWRITE_ATTEMPTS} times; retrying later")

@@ -6,7 +6,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from exporter import events, wiring
-from exporter.errors import InvalidEvent
+from exporter.errors import InvalidEvent, OutOfTime
 from exporter.observability import logger, metrics, traced
 from exporter.redaction import error_text
 from exporter.run.context import Invocation
@@ -43,7 +43,16 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "")
             ours = events.queue_arn(ctx.settings.queue_url, region)
 
+            started: list[str] = []
+
             def record_handler(record: SQSRecord) -> None:
+                if started and remaining() < ctx.settings.time_safety_margin_ms:
+                    # A later record of a batch (BatchSize above the template's 1)
+                    # waits for its redelivery rather than start inside the margin:
+                    # untouched, it costs no delivery of the run's own count.
+                    logger.info("record left for redelivery: too little time left")
+                    raise OutOfTime(f"record {record.message_id}: too little time left")
+                started.append(record.message_id)
                 if not events.from_queue(record.get("eventSourceARN"), ours):
                     # Sent by whoever may invoke the function, not by SQS: no run is
                     # touched, and the record counts as handled (nothing to redeliver).

@@ -17,6 +17,7 @@ import pytest
 
 from exporter.observability import logger
 from local.chaos import Reply, Request, ScriptedApi, find_secrets, record, v3_pages
+from local.harness import sqs_event
 from tests.integration.conftest import CLIENT_SECRET, Lab
 from tests.integration.test_hostile_runs import (
     EVENT,
@@ -156,6 +157,38 @@ def test_a_record_from_another_queue_cannot_fail_a_run(lab: Lab, arn: str) -> No
     lab.api.faults.rate_5xx = 0.0
     lab.drain()
     assert succeeded(lab)["runId"] == run["runId"]
+
+
+def test_a_later_record_of_a_batch_waits_for_redelivery_when_time_is_short(lab: Lab) -> None:
+    """With BatchSize above 1, the first record starts whatever the time, a later
+    one only above the safety margin: it is left untouched, reported as a batch
+    item failure, and its redelivery carries the run through."""
+    lab.configure(TIME_SAFETY_MARGIN_MS="60000")
+    (first,) = lab.invoke(EVENT)["runs"]
+    (second,) = lab.invoke({**EVENT, "brandId": 777})["runs"]
+    messages: list[dict[str, Any]] = []
+    while len(messages) < 2:
+        got = lab.sqs.receive_message(
+            QueueUrl=lab.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
+        )
+        messages += got.get("Messages", [])
+    arn = lab.sqs.get_queue_attributes(QueueUrl=lab.queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    answer = lab.invoke(sqs_event(messages, arn), budget_ms=30_000)  # under the margin
+    assert answer == {"batchItemFailures": [{"itemIdentifier": messages[1]["MessageId"]}]}
+    left = json.loads(messages[1]["Body"])["runId"]
+    assert left in {first["runId"], second["runId"]}
+    state = lab.env["STATE_PREFIX"]
+    assert lab.list_keys(f"{state}/runs/{left}/deliveries/") == []  # not even counted
+    for message in messages:  # their visibility timeouts, compressed
+        lab.sqs.change_message_visibility(
+            QueueUrl=lab.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+    lab.configure(TIME_SAFETY_MARGIN_MS="2000")
+    lab.drain()
+    statuses = {n["body"]["runId"]: n["body"]["status"] for n in lab.notifications()}
+    assert statuses == {first["runId"]: "succeeded", second["runId"]: "succeeded"}
 
 
 # -- D. no echoed token in any encoding ----------------------------------------------

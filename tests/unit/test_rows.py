@@ -109,6 +109,16 @@ def test_a_location_without_values_gives_no_rows() -> None:
         ([{"locationId": 1, "visits": {"2023-06-08T00:00:00Z": 1.5}}], "natural"),
         ([{"locationId": 1, "visits": {"2023-06-08T00:00:00Z": "3"}}], "natural"),
         ([{"locationId": 1, "visits": {"2023-06-08T00:00:00Z": True}}], "natural"),
+        ([{"locationId": 1, "visits": {"2023-06-08T00:00:00Z": 2**63}}], "natural"),
+        (
+            [
+                {
+                    "locationId": 1,
+                    "visits": {"2023-06-08T00:00:00Z": 0, "2023-06-08T01:00:00Z": 2**63},
+                }
+            ],
+            "natural",
+        ),
         ([{"locationId": 1, "visits": {"yesterday": 1}}], "ISO 8601"),
         ([{"locationId": 1, "visits": {"2023-13-08T00:00:00Z": 1}}], "valid date"),
         ([{"locationId": 1, "visits": {"2023-06-08T25:00:00Z": 1}}], "valid time"),
@@ -120,6 +130,13 @@ def test_a_location_without_values_gives_no_rows() -> None:
 def test_malformed_pages_are_refused(data: Any, problem: str) -> None:
     with pytest.raises(MalformedResponse, match=problem):
         RowShaper("20230608T000000000Z-b1-0123abcd", "utc", DAYS).shape(data)
+
+
+def test_bigints_whose_sum_is_no_bigint_are_kept() -> None:
+    big = 2**63 - 1
+    keys = {"2023-06-08T00:00:00Z": big, "2023-06-08T01:00:00Z": big}
+    out = shape([{"locationId": 1, "visits": keys}])
+    assert [row["visits"] for row in out["2023-06-08"]] == [big, big]
 
 
 @pytest.mark.parametrize(

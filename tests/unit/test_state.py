@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 
 import pytest
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from exporter.errors import InvalidTask
 from exporter.run.counters import MAX_UNKNOWN_FIELDS, OTHER_FIELDS, Counters
 from exporter.run.keys import Layout, run_id_of_data_object
-from exporter.run.records import StepRecord, Task, make_run_id
+from exporter.run.records import StagedObject, StepRecord, Task, make_run_id
 
 RUN = make_run_id(datetime(2023, 6, 8, 1, 2, 3, 456789, tzinfo=UTC), 1234, "request")
 
@@ -124,6 +124,13 @@ def test_step_records_from_before_the_api_reports_still_read() -> None:
         ),
     )
     assert StepRecord.from_json(new.to_json()).totals == new.totals
+
+
+def test_a_step_record_keeps_every_field_of_its_objects() -> None:
+    staged = StagedObject("2023-06-08", "data/x.json.gz", 3, 99, {"7": [1, 3, 7, 12345]})
+    record = StepRecord(0, 0, "abc", None, (staged,), Counters(rows=3), "2023-06-08T00:00:00Z")
+    assert json.loads(record.to_json())["objects"] == [asdict(staged)]
+    assert StepRecord.from_json(record.to_json()).objects == (staged,)
 
 
 @pytest.mark.parametrize("unknown", [[], {"a": -1}, {"a": True}, {"a": "1"}, {"a": 1.5}], ids=repr)

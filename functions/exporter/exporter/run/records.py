@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
@@ -249,7 +249,12 @@ class StepRecord:
                 "step": self.step,
                 "attempt": self.attempt,
                 "nextCursor": self.next_cursor,
-                "objects": [asdict(o) for o in self.objects],
+                # Not `asdict`: it deep-copies every location's sums (26 ms a
+                # 2,000-location step of 5 days), only to be serialised.
+                "objects": [
+                    {"dt": o.dt, "key": o.key, "rows": o.rows, "bytes": o.bytes, "sums": o.sums}
+                    for o in self.objects
+                ],
                 "totals": self.totals.to_dict(),
                 "finishedAt": self.finished_at,
                 "locations": self.locations,

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from exporter.api_client import RetryPolicy
 from local.lambda_service import LambdaService
 from tests.integration.conftest import Lab, aws, make_lab
 from wifi_export_cli.main import Services, cli
@@ -27,10 +28,15 @@ from wifi_export_cli.main import Services, cli
 __all__ = ["aws", "cli_lab", "make_lab"]
 
 FUNCTION = "wifi-export-test-exporter"
-# As in the demo: the first page of an invocation has just over the client's 5 s connect
-# timeout, the next one not (remaining - margin < 5 s): one page per invocation.
 MARGIN_MS = 6_000
-HOP = MARGIN_MS + 40
+# One page per queue invocation, whatever the machine's load. A request goes out only
+# with more than the client's connect timeout left, and a follow-on page only with that
+# much left above the margin (run.walk), which a budget under MARGIN_MS + the connect
+# timeout never has. The step's start, the token request and the first page share the
+# rest, about 6 s: the demo's MARGIN_MS + 40 left them 1 s, which a CPU hog took (the
+# token request "not sent", the step failed, a `step` delivered no page).
+CONNECT_MS = int(RetryPolicy().connect_timeout_s * 1000)
+HOP = MARGIN_MS + CONNECT_MS - 1
 BIG = 600_000
 
 
@@ -59,8 +65,19 @@ class CliLab:
         self.service.deliver_one()
 
     def step(self, count: int = 1) -> None:
+        """Deliver `count` checkpoints; each must finish its step (one page each)."""
         for _ in range(count):
-            assert self.service.deliver_one() is not None, "the queue is empty"
+            done = self.service.deliver_one()
+            assert done is not None, "the queue is empty"
+            assert done, f"a step failed: {self.last_complaint()}"
+
+    def last_complaint(self) -> str:
+        """The function's last warning or error log line (why a delivery failed)."""
+        lines = self.log.getvalue().splitlines()
+        return next(
+            (x for x in reversed(lines) if '"level":"WARNING"' in x or '"level":"ERROR"' in x),
+            "none logged",
+        )
 
     def start(self, event: dict[str, Any], budget_ms: int = BIG) -> str:
         """Start a run the way `wifi-export run` does (through the function)."""

@@ -216,9 +216,9 @@ def test_status_follow_on_a_run_in_progress(cli_lab: CliLab) -> None:
     assert set(now) >= CONTRACT_FIELDS
     assert now["status"] == "running"
     assert 0 < now["rows"] < rows_expected(cli_lab)
-    assert now["bytes"] > 0 and now["pages"] >= 2 and now["apiCalls"] >= 2
-    assert now["windowsDone"] < now["windowsTotal"] == 2
-    assert now["lastCheckpoint"]["step"] >= 1
+    assert now["bytes"] > 0 and now["pages"] == 2 and now["apiCalls"] == 2
+    assert now["windowsDone"] == 0 and now["windowsTotal"] == 2
+    assert now["lastCheckpoint"]["step"] == 1
     assert now["rowsPerSecond"] > 0
     human = cli_lab.cli("status", run_id)
     assert human.exit_code == 0

@@ -136,10 +136,16 @@ def test_s3_throttled_on_one_message_until_its_last_delivery(
     botocore's own retries ran out): SQS redelivers it, the 5th delivery
     (MAX_RECEIVE_COUNT=5) gets through, and the run succeeds."""
     states: list[dict[str, int]] = []
+    # The deliveries that were throttled: counted here, since at full size a commit
+    # short of time also hands over through a failed record (run/commit.py).
+    throttled: set[tuple[int, ...]] = set()
 
     def starved(_method: str, _call: int) -> bool:
         delivery = PROCESS.delivery
-        return delivery is not None and delivery[:2] == (0, 1) and delivery[2] < 5
+        if delivery is None or delivery[:2] != (0, 1) or delivery[2] >= 5:
+            return False
+        throttled.add(delivery)
+        return True
 
     case = "every S3 call of window 0, step 1 throttled on its deliveries 1-4"
     where = "S3Store " + ", ".join(THROTTLED) + " (SlowDown)"
@@ -155,7 +161,8 @@ def test_s3_throttled_on_one_message_until_its_last_delivery(
         settle(run, row, "succeeded")
         raised = sum(s["raised"] for s in states)
         row.detail = f"{raised} AWS errors injected; {row.detail}"
-        fired(row, run.report.failed_records, "deliveries throttled", exactly=4)
+        assert run.report.failed_records >= len(throttled)
+        fired(row, len(throttled), "deliveries throttled", exactly=4)
 
 
 def test_s3_throttled_at_random_before_the_last_delivery(

@@ -296,8 +296,9 @@ def _settle(
         elif owner < keys.run_id:
             if covered is None:
                 continue
-            older = _coverage_of_run(ctx, owner, others)
-            if coverage.kind == "all" or coverage.replaces_all_of(older, dt):
+            # A whole-brand run replaces it whoever wrote it: no coverage read then.
+            older = WHOLE if coverage.kind == "all" else _coverage_of_run(ctx, owner, others)
+            if coverage.replaces_all_of(older, dt):
                 ctx.store.delete([key])  # every row it can hold is replaced: no need to read it
             else:
                 # Emptied, it stays (with no rows) while the older run still

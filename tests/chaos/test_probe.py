@@ -1,5 +1,6 @@
 """The campaign's deadline check (`local.campaign.Probe`): an invocation past its deadline
-is reported, unless the time it ran over is time its thread spent waiting for a CPU."""
+is reported, unless the time it ran over is time its threads spent waiting for a CPU
+while the process ran nothing."""
 
 from __future__ import annotations
 
@@ -77,6 +78,46 @@ def test_time_spent_waiting_for_a_cpu_is_not_counted() -> None:
     handler({}, FakeContext(BUDGET_MS))
     assert probe.overruns == 1
     assert "10 ms of it waiting for a CPU" in probe.overrun_details[0]
+
+
+def test_the_workers_waits_are_credited_while_the_process_ran_nothing() -> None:
+    """A commit's copies run on the store pool: their waits count too, up to the time
+    the process was off every CPU (here all of it: its CPU time does not move)."""
+    waits = iter([{7: 5.0}, {7: 60_005.0, 8: 1_000.0}])
+    probe = Probe(cpu_wait=lambda: 0.0, workers_waits=lambda: next(waits), cpu_time=lambda: 0.0)
+    probe.handler(sleeps(3 * BUDGET_MS / 1000))({}, FakeContext(BUDGET_MS))
+    assert probe.overruns == 0, probe.overrun_details
+    # Credited: the wall time (about 3 budgets), not the 61 s the threads claim.
+    assert 3 * BUDGET_MS <= probe.cpu_waited_ms < 60_000
+
+
+def test_waits_are_not_credited_beyond_the_time_the_process_was_off_the_cpus() -> None:
+    """Waits side by side overlap: summed they can pass the wall time. A process that ran
+    the whole time (its CPU time moving with the clock) gets none of them."""
+    waits = iter([{7: 0.0}, {7: 60_000.0}])
+    probe = Probe(cpu_wait=lambda: 0.0, workers_waits=lambda: next(waits), cpu_time=time.monotonic)
+    probe.handler(sleeps(3 * BUDGET_MS / 1000))({}, FakeContext(BUDGET_MS))
+    assert probe.overruns == 1
+
+
+def test_a_busy_worker_thread_past_the_deadline_is_reported_under_any_load() -> None:
+    """The real counters: a store-pool thread burning twice the budget of its own CPU
+    time. Whatever it waited, the process ran for those two budgets, so at most the
+    waits beyond them are credited: a budget late."""
+
+    def busy_worker(event: dict[str, Any], context: Any) -> None:
+        def burn() -> None:
+            started = time.thread_time()
+            while time.thread_time() - started < 2 * BUDGET_MS / 1000:
+                pass
+
+        worker = threading.Thread(target=burn, name="store-probe")
+        worker.start()
+        worker.join()
+
+    probe = Probe()
+    probe.handler(busy_worker)({}, FakeContext(BUDGET_MS))
+    assert probe.overruns == 1, probe.overrun_details
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="schedstat is Linux's")

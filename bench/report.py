@@ -23,8 +23,10 @@ METHOD = """\
 local.fake_analytiks`, page size 50) and the moto server, each in its own
 process on a free loopback port, and creates the bucket, queue (+ DLQ), topic
 (+ an SQS inbox subscribed to it) and the API secret through boto3 with
-`AWS_ENDPOINT_URL` pointing at moto. Every measured workload then runs in a
-fresh child process (`python -m bench.child MODE`):
+`AWS_ENDPOINT_URL` pointing at moto. The repository's own code is byte-compiled
+first (site-packages were at install), so no child compiles the exporter from
+source. Every measured workload then runs in a fresh child process (`python -m
+bench.child MODE`):
 
 * **bare**: token, then every v3 page of the range with urllib3; the bytes
   are read and discarded (the cursor is read off the head of the page). The

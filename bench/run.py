@@ -32,6 +32,7 @@ from bench.common import (
     EXPORTER_DIR,
     PY,
     ROOT,
+    compile_sources,
     function_memory_mb,
     machine,
     source_state,
@@ -336,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     stop_on_signals()
     started = time.perf_counter()
     source = source_state()
+    compile_sources()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp_dir:
         work = Path(tmp_dir)
         procs = Processes(work)

@@ -155,8 +155,9 @@ def cpu_wait_ms(native_id: int | None = None) -> float:
 
 
 # The exporter's own threads (exporter/run/parallel.py, pages.py, run/walk.py,
-# run/start.py): an invocation's work runs on them and on the invoking thread.
-_WORKER_PREFIXES = ("store", "read-ahead", "gzip", "fan-out")
+# run/start.py, parquet_table.py): an invocation's work runs on them and on the
+# invoking thread.
+_WORKER_PREFIXES = ("store", "read-ahead", "gzip", "fan-out", "parquet")
 
 
 def workers_waits_ms() -> dict[int, float]:

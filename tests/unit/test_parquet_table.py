@@ -9,6 +9,8 @@ import gzip
 import io
 import subprocess
 import sys
+import threading
+import time
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -160,6 +162,38 @@ def test_rebuild_takes_our_objects_only_and_deletes_an_emptied_day() -> None:
     store.delete([k for k in list(store.objects) if k.endswith(".json.gz")])
     assert parquet_table.rebuild(store, PARTITION, TARGET, ours=ours) == 0
     assert TARGET not in store.objects
+
+
+def test_days_rebuilt_side_by_side_are_encoded_one_at_a_time_on_one_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The encodings of a commit's days share one thread (and so one allocator arena:
+    spread over the pool, each day's Arrow buffers stayed in their thread's arena and
+    the peak RSS grew with the days; docs/performance.md, "Flat memory")."""
+    real_encode = parquet_table.encode
+    threads: list[str] = []
+    running: list[int] = [0, 0]  # now, most at once
+
+    def watched(bodies: Any, source: str = "") -> tuple[bytes | None, int]:
+        running[0] += 1
+        running[1] = max(running)
+        threads.append(threading.current_thread().name)
+        time.sleep(0.01)  # long enough for a second encoding to start if it could
+        try:
+            return real_encode(bodies, source)
+        finally:
+            running[0] -= 1
+
+    monkeypatch.setattr(parquet_table, "encode", watched)
+    store = MemoryStore()
+    days = [f"wifi/metrics/brand_id=5/dt=2023-06-0{d}/" for d in range(1, 7)]
+    for day in days:
+        store.put(day + f"{RUN}-w0-s0.json.gz", gz(LINE_A))
+    rows = parquet_table.rebuild_all(store, days, "wifi/metrics", "wifi/metrics_parquet", ours=ours)
+    assert sorted(rows.values()) == [1] * len(days)
+    assert running[1] == 1, "two days encoded at once"
+    assert len(threads) == len(days) and set(threads) == {threads[0]}
+    assert threads[0].startswith("parquet")
 
 
 @dataclasses.dataclass

@@ -15,7 +15,9 @@ for it at cold start (tests/unit/test_parquet_table.py checks).
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any, Final, cast
 
 from exporter import json_codec
@@ -52,6 +54,25 @@ READ_BUFFER_BYTES: Final = 1 << 20
 # committing the same day) before the commit is retried by the next lease holder.
 _ATTEMPTS: Final = 5
 
+# Every partition is encoded on one thread, one at a time; the S3 calls around it
+# go side by side on the shared pool. The encoding gains nothing from company (it
+# holds the GIL: five brand-days took the same wall time one after another as side
+# by side), and its Arrow buffers come from the allocator's arena of the thread
+# that encodes: on the pool's threads each day's table stayed in its own arena, so
+# a commit's peak RSS grew with the days it rebuilt (209 MB at 2,000 locations,
+# 108 MB in the benchmark of 27 Nov; docs/performance.md, "Flat memory").
+_encoder: ThreadPoolExecutor | None = None
+_encoder_lock: Final = threading.Lock()
+
+
+def _encode_on_one_thread(bodies: Sequence[bytes], source: str) -> tuple[bytes | None, int]:
+    global _encoder  # noqa: PLW0603 -- one encoding thread per container, made on first use
+    with _encoder_lock:
+        if _encoder is None:
+            _encoder = ThreadPoolExecutor(1, thread_name_prefix="parquet")
+    return _encoder.submit(encode, bodies, source).result()
+
+
 # A partition's JSON objects: key -> version tag (S3 ETag), as listed.
 Versions = dict[str, str]
 
@@ -80,7 +101,7 @@ def rebuild(store: ObjectStore, partition: str, target: str, *, ours: Callable[[
         bodies = [store.get(key) for key in sorted(versions)]
         # An object deleted since the listing is gone from the partition too.
         read = [body for body in bodies if body is not None]
-        body, rows = encode(read, json_codec.dumps(versions).decode())
+        body, rows = _encode_on_one_thread(read, json_codec.dumps(versions).decode())
         if body is None:
             store.delete([target])
         else:

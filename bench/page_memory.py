@@ -86,8 +86,8 @@ def child(path: str, pages: int) -> dict[str, Any]:
         shaped = shaper.shape(records)
         for dt, lines in shaped.lines.items():
             writer = writers.setdefault(dt, GzipWriter())
-            writer.write("".join(lines).encode(), len(lines))
-            rows += len(lines)
+            writer.write(b"".join(lines), shaped.rows[dt])
+            rows += shaped.rows[dt]
         del records, shaped
     peak = _rss_kib("VmHWM")
     return {

@@ -87,7 +87,7 @@ def stages(bodies: list[bytes], days: int) -> dict[str, Callable[[], Any]]:
         "raw-gzip: stdlib gzip 6 of the raw pages": lambda: [gzip.compress(b, 6) for b in bodies],
         "exporter: orjson parse": lambda: [json_codec.loads(body) for body in bodies],
         "exporter: shape rows": lambda: [shaper.shape(data) for data in datas],
-        "exporter: join + encode lines": lambda: _join(shaped),
+        "exporter: join lines": lambda: _join(shaped),
         "exporter: deflate (GzipWriter)": lambda: [_deflate(c) for c in joined.values()],
         "exporter: Parquet twin (encode)": lambda: [encode([body]) for body in packed.values()],
     }
@@ -97,7 +97,7 @@ def _join(shaped: list[ShapedPage]) -> dict[str, list[tuple[bytes, int]]]:
     out: dict[str, list[tuple[bytes, int]]] = {}
     for page in shaped:
         for dt, lines in page.lines.items():
-            out.setdefault(dt, []).append(("".join(lines).encode(), page.rows[dt]))
+            out.setdefault(dt, []).append((b"".join(lines), page.rows[dt]))
     return out
 
 

@@ -23,7 +23,7 @@ def test_every_stage_runs_on_the_fake_apis_pages() -> None:
     assert len(locations) == 120
     pages = [json_codec.loads(body)["data"] for body in bodies]
     assert sum(len(data) for data in pages) == 120
-    joined = calls["exporter: join + encode lines"]()
+    joined = calls["exporter: join lines"]()
     rows = sum(n for chunks in joined.values() for _, n in chunks)
     assert rows == sum(sum(page.rows.values()) for page in shaped) > 0
     assert rows == sum(data.count(b"\n") for chunks in joined.values() for data, _ in chunks)

@@ -38,6 +38,7 @@ LAYER_MODULES = (
     "urllib3",
     "orjson",
     "zlib_ng",
+    "msgspec",
 )
 # Installed in the dev virtualenv only: importable here = the isolation leaks.
 DEV_ONLY = ("moto", "pytest", "yaml", "duckdb", "hypothesis", "cfnlint")
@@ -76,6 +77,9 @@ def check_imports(paths: list[str]) -> dict[str, Any]:
     packer = zlib_ng.compressobj(5, zlib_ng.DEFLATED, 31)
     packed = packer.compress(b'{"visits": 3}\n') + packer.flush()
     assert importlib.import_module("gzip").decompress(packed) == b'{"visits": 3}\n'
+    msgspec: Any = importlib.import_module("msgspec")
+    row = msgspec.defstruct("Row", [("visits", int | None, None)], omit_defaults=True)
+    assert msgspec.json.Encoder().encode_lines([row(3), row()]) == b'{"visits":3}\n{}\n'
     leaked = []
     for name in DEV_ONLY:
         try:

@@ -5,7 +5,10 @@ its document, and why rows are shaped the way they are, in docs/decisions.md
 ("Rows and files", "Values Athena can read", "One dataset per time basis"): a key
 in the other basis than the run's fails the run (`BasisMismatch`), and a local
 location-day of other than 23-25 buckets is reported (`irregular_days`). The hot
-path: lines are assembled as text from precomputed pieces, no dict per row.
+path runs per value in C: a location's values are validated in one msgspec pass,
+looked up by `map` and written as JSON Lines by msgspec, a day at a time
+(`RowShaper._shape_columns`); only a location with unknown metrics (the `extra`
+column) is shaped row by row in Python (`_shape_rows`).
 """
 
 from __future__ import annotations
@@ -14,8 +17,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Final
+from functools import reduce
+from itertools import chain, repeat
+from operator import itemgetter, or_
+from typing import Annotated, Any, Final
 from zlib import crc32
+
+import msgspec
 
 from exporter.config import TimeBasis
 from exporter.errors import BasisMismatch, MalformedResponse
@@ -48,7 +56,8 @@ _DAY_BUCKETS: Final = frozenset({23, 24, 25})
 class ShapedPage:
     """Lines of one page grouped by partition date, plus what was left out."""
 
-    lines: dict[str, list[str]] = field(default_factory=dict)
+    # dt -> blocks of whole JSON Lines (each line ends in a newline), to be joined.
+    lines: dict[str, list[bytes]] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     dropped_rows: int = 0
     location_ids: list[int] = field(default_factory=list)
@@ -76,13 +85,20 @@ class RowShaper:
         days: Iterable[date],
         *,
         zero_filled: bool = False,
+        by_columns: bool = True,
     ) -> None:
         self._basis = basis
+        # False: every location is shaped row by row (tests hold the two ways equal).
+        self._by_columns = by_columns
         self._days = frozenset(d.isoformat() for d in days)
         self._count_days = basis == "local"
         self._zero_filled = zero_filled
+        self._run_id_text = run_id
         self._run_id = dumps(run_id).decode()
         self._end = f',"run_id":{self._run_id}}}\n'
+        # time key -> what `_shape_columns` needs of it: (dt, ts, utc_offset, length
+        # of the line's end after the values, its hour's bit).
+        self._parts: dict[str, tuple[str, str, str | None, int, int]] = {}
         # time key -> (dt, ts + time_basis text, line end, _SAME/_DROP);
         # the same keys recur on every page.
         self._keys: dict[str, tuple[str, str, str, int]] = {}
@@ -116,6 +132,7 @@ class RowShaper:
             end = f',"run_id":{self._run_id},"utc_offset":"{offset}"}}\n'
         parsed = (day, f'{day} {clock}","time_basis":"{basis}"', end, kind)
         self._hour_bits[key] = (1 << hours, crc32(parsed[1].encode()))
+        self._parts[key] = (day, f"{day} {clock}", offset, len(end) - 1, 1 << hours)
         self._keys[key] = parsed
         if kind != _DROP and self._identities.setdefault((parsed[1], end), key) != key:
             self._aliased = True
@@ -135,7 +152,7 @@ class RowShaper:
             return "utc", None  # +00:00 spells UTC in a UTC request
         return "local", f"{'-' if total < 0 else '+'}{hours:02d}:{minutes:02d}"
 
-    def _refuse_twice(self, location: int, bucket_keys: set[str]) -> None:
+    def _refuse_twice(self, location: int, bucket_keys: Iterable[str]) -> None:
         """Fail if two of a location's keys are one bucket: its rows would be doubled."""
         seen: dict[tuple[str, str], str] = {}
         for key in sorted(bucket_keys):
@@ -150,54 +167,148 @@ class RowShaper:
         if not isinstance(data, list):
             raise MalformedResponse(f"'data' is {type(data).__name__}, expected a list")
         page = ShapedPage()
-        lines = page.lines
-        keys = self._keys
-        hour_bits = self._hour_bits
         unknown_fields = page.unknown_fields
         for record in data:
-            location, prefix, metrics, extras, bucket_keys, unknown = _location(record)
+            location, identity, metrics, extras, unknown = _location(record)
             page.location_ids.append(location)
             for name in unknown:
                 unknown_fields[name] = unknown_fields.get(name, 0) + 1
-            # The innermost loop runs once per row: bound methods and one
-            # comprehension, no per-row dict.
-            getters = [(piece, series.get) for piece, series in metrics]
-            visits = (record.get("visits") or {}).get
-            # This location's [visits, rows, hours, digest] per day (see add_tallies).
-            tallies: dict[str, list[int]] = {}
-            for key in sorted(bucket_keys):
-                dt, ts, end, kind = keys.get(key) or self._parse_key(key)
-                if kind == _DROP:
-                    page.dropped_rows += 1
-                    continue
-                body = "".join(
-                    [f"{piece}{v}" for piece, get in getters if (v := get(key)) is not None]
-                )
-                if extras:
-                    extra = {name: series[key] for name, series in extras if key in series}
-                    if extra:
-                        body += f',"extra":{dumps(extra).decode()}'
-                day_lines = lines.get(dt)
-                if day_lines is None:
-                    lines[dt] = day_lines = []
-                day_lines.append(f"{prefix}{ts}{body}{end}")
-                tally = tallies.get(dt)
-                if tally is None:
-                    tallies[dt] = tally = [0, 0, 0, 0]
-                tally[0] += visits(key) or 0
-                tally[1] += 1
-                hour, ts_crc = hour_bits[key]
-                tally[2] |= hour
-                tally[3] += crc32(body.encode(), ts_crc)  # the CRC of ts + body
+            bucket_keys = _bucket_keys(metrics, extras)
+            if not bucket_keys.issubset(self._keys):
+                for key in sorted(bucket_keys.difference(self._keys)):
+                    self._parse_key(key)
+            if extras or not self._by_columns:
+                tallies = self._shape_rows(page, identity, metrics, extras, bucket_keys)
+            else:
+                tallies = self._shape_columns(page, identity, metrics, sorted(bucket_keys))
             add_tallies(page.sums, record, location, tallies)
             if self._aliased:
                 self._refuse_twice(location, bucket_keys)
             if self._count_days:
                 self._count_buckets(page, location, bucket_keys)
-        page.rows = {dt: len(day_lines) for dt, day_lines in lines.items()}
         return page
 
-    def _count_buckets(self, page: ShapedPage, location: int, bucket_keys: set[str]) -> None:
+    def _shape_columns(
+        self,
+        page: ShapedPage,
+        identity: tuple[int, str | None, str | None],
+        metrics: list[tuple[str, dict[str, int]]],
+        keys: list[str],
+    ) -> dict[str, list[int]]:
+        """One location's rows, a day at a time, every per-value step in C.
+
+        Each metric's values are looked up for the day's keys by `map`, the rows are
+        `_Row` structs built by `map`, and msgspec writes them as JSON Lines,
+        leaving out the metrics a bucket has no value of. The lines, tallies and
+        digests are those of `_shape_rows` (tests/unit/test_rows.py holds the two
+        equal) for about a third of its CPU (docs/performance.md, "CPU at the floor").
+        Returns the location's [visits, rows, hours, digest] per day (add_tallies).
+        """
+        parts = list(map(self._parts.__getitem__, keys))
+        dts = list(map(_DT, parts))
+        by_column = dict(metrics)
+        columns = [by_column.get(piece) for piece in _PIECES]
+        visits = by_column.get(_VISITS)
+        # Where a line's ts starts: after its identity columns, as msgspec writes them.
+        from_ts = len(_ENCODER.encode(_Identity(*identity))) - 1 + len(',"ts":"')
+        tallies: dict[str, list[int]] = {}
+        start = 0
+        for dt in dict.fromkeys(dts):  # sorted keys: each day's keys are together
+            stop = start + dts.count(dt)
+            rows = stop - start
+            if dt not in self._days:
+                page.dropped_rows += rows
+                start = stop
+                continue
+            day_keys, day = keys[start:stop], parts[start:stop]
+            block = _ENCODER.encode_lines(
+                list(
+                    map(
+                        _Row,
+                        *(repeat(value, rows) for value in identity),
+                        map(_TS, day),
+                        repeat(self._basis, rows),
+                        *(
+                            repeat(None, rows) if c is None else map(c.get, day_keys)
+                            for c in columns
+                        ),
+                        repeat(self._run_id_text, rows),
+                        map(_OFFSET, day),
+                    )
+                )
+            )
+            page.lines.setdefault(dt, []).append(block)
+            page.rows[dt] = page.rows.get(dt, 0) + rows
+            # The digest: the CRC-32 of each line's ts and values (add_tallies), the
+            # text between the identity columns and `,"run_id":`.
+            lines = block.split(b"\n")
+            lines.pop()  # after the last newline
+            ends_at = set(map(_END_LEN, day))
+            if len(ends_at) == 1:
+                cut = itemgetter(slice(from_ts, -ends_at.pop()))
+                digest = sum(map(crc32, map(cut, lines)))
+            else:
+                digest = sum(
+                    crc32(line[from_ts : len(line) - end_len])
+                    for line, end_len in zip(lines, map(_END_LEN, day), strict=True)
+                )
+            tallies[dt] = [
+                sum(map(visits.get, day_keys, repeat(0))) if visits is not None else 0,
+                rows,
+                reduce(or_, map(_HOUR, day), 0),
+                digest,
+            ]
+            start = stop
+        return tallies
+
+    def _shape_rows(
+        self,
+        page: ShapedPage,
+        identity: tuple[int, str | None, str | None],
+        metrics: list[tuple[str, dict[str, int]]],
+        extras: list[tuple[str, dict[str, int]]],
+        bucket_keys: set[str],
+    ) -> dict[str, list[int]]:
+        """One location's rows, one row at a time: the general way, which also
+        writes the `extra` column of unknown metrics. Returns what
+        `_shape_columns` does."""
+        keys = self._keys
+        hour_bits = self._hour_bits
+        prefix = _prefix(*identity)
+        # The innermost loop runs once per row: bound methods and one
+        # comprehension, no per-row dict.
+        getters = [(piece, series.get) for piece, series in metrics]
+        visits = dict(metrics).get(_VISITS, {}).get
+        lines: dict[str, list[str]] = {}
+        tallies: dict[str, list[int]] = {}
+        for key in sorted(bucket_keys):
+            dt, ts, end, kind = keys[key]
+            if kind == _DROP:
+                page.dropped_rows += 1
+                continue
+            body = "".join([f"{piece}{v}" for piece, get in getters if (v := get(key)) is not None])
+            if extras:
+                extra = {name: series[key] for name, series in extras if key in series}
+                if extra:
+                    body += f',"extra":{dumps(extra).decode()}'
+            day_lines = lines.get(dt)
+            if day_lines is None:
+                lines[dt] = day_lines = []
+            day_lines.append(f"{prefix}{ts}{body}{end}")
+            tally = tallies.get(dt)
+            if tally is None:
+                tallies[dt] = tally = [0, 0, 0, 0]
+            tally[0] += visits(key) or 0
+            tally[1] += 1
+            hour, ts_crc = hour_bits[key]
+            tally[2] |= hour
+            tally[3] += crc32(body.encode(), ts_crc)  # the CRC of ts + body
+        for dt, day_lines in lines.items():
+            page.lines.setdefault(dt, []).append("".join(day_lines).encode())
+            page.rows[dt] = page.rows.get(dt, 0) + len(day_lines)
+        return tallies
+
+    def _count_buckets(self, page: ShapedPage, location: int, bucket_keys: Iterable[str]) -> None:
         """Note the location's local days whose bucket count no hour of a day explains.
 
         A location's days are whole in one record: it appears once per window.
@@ -264,21 +375,55 @@ DIGEST_MASK: Final = (1 << 48) - 1
 _ORDER: Final = {api: n for n, (api, _) in enumerate(METRIC_COLUMNS)}
 _PIECE: Final = dict(_METRIC_PIECES)
 _INT: Final = frozenset({int})
+_VISITS: Final = _PIECE["visits"]
+_PIECES: Final = tuple(piece for _, piece in _METRIC_PIECES)
+# A key's parts (RowShaper._parts).
+_DT, _TS, _OFFSET, _END_LEN, _HOUR = (itemgetter(n) for n in range(5))
+# A line as msgspec writes it: the columns in table order, a field that is None
+# left out (`omit_defaults`: no other field can hold its default, an id of 0 or an
+# empty ts, basis or run id); one struct per row, untracked by the GC.
+_Row: Final = msgspec.defstruct(
+    "_Row",
+    [
+        ("location_id", int, 0),
+        ("reference_number", str | None, None),
+        ("zone_id", str | None, None),
+        ("ts", str, ""),
+        ("time_basis", str, ""),
+        *((column, int | None, None) for _, column in METRIC_COLUMNS),
+        ("run_id", str, ""),
+        ("utc_offset", str | None, None),
+    ],
+    omit_defaults=True,
+    gc=False,
+)
+_Identity: Final = msgspec.defstruct(
+    "_Identity",
+    [
+        ("location_id", int, 0),
+        ("reference_number", str | None, None),
+        ("zone_id", str | None, None),
+    ],
+    omit_defaults=True,
+    gc=False,
+)
+_ENCODER: Final = msgspec.json.Encoder()
+_NATURALS: Final = list[Annotated[int, msgspec.Meta(ge=0, le=MAX_BIGINT)]]
 
 
 def _location(
     record: Any,
 ) -> tuple[
     int,
-    str,
+    tuple[int, str | None, str | None],
     list[tuple[str, dict[str, int]]],
     list[tuple[str, dict[str, int]]],
-    set[str],
     list[str],
 ]:
-    """Validate one location record: (location id, line prefix, known metric series
-    in column order with their JSON pieces, unknown metric series, every bucket key,
-    names of unknown non-metric fields)."""
+    """Validate one location record: (location id, identity columns (location id,
+    reference number, zone id), known non-empty metric series in column order
+    with their JSON pieces, unknown metric series, names of unknown non-metric
+    fields)."""
     if not isinstance(record, dict):
         raise MalformedResponse("a data item is not an object")
     location = record.get("locationId")
@@ -286,7 +431,6 @@ def _location(
         raise MalformedResponse(f"locationId {location!r} is not a positive bigint")
     known: list[tuple[int, str, dict[str, int]]] = []
     extras: list[tuple[str, dict[str, int]]] = []
-    bucket_keys: set[str] = set()
     unknown: list[str] = []
     for metric, series in record.items():
         if metric in _IDENTITY_FIELDS:
@@ -300,31 +444,60 @@ def _location(
             raise MalformedResponse(f"metric {metric!r} of location {location} is not a map")
         if not series:
             continue
-        if piece is not None and not _naturals(series):  # unknown maps: checked above
-            _refuse_values(metric, location, series)
-        bucket_keys.update(series)
-        if piece is None:
+        if piece is None:  # its values were checked above
             extras.append((metric, series))
         else:
             known.append((_ORDER[metric], piece, series))
+    if known and not _all_naturals([series for _, _, series in known]):
+        for metric, series in record.items():  # the first one, in the record's order
+            if metric in _PIECE and type(series) is dict and not _naturals(series):
+                _refuse_values(metric, location, series)
     known.sort()
     metrics = [(piece, series) for _, piece, series in known]
-    return location, _prefix(record, location), metrics, extras, bucket_keys, unknown
+    return location, _identity(record, location), metrics, extras, unknown
 
 
-def _prefix(record: dict[str, Any], location: int) -> str:
-    """The line up to the opening quote of `ts`: the location's identity columns."""
-    head = [f'{{"location_id":{location}']
-    for api_field, column in (("referenceNumber", "reference_number"), ("zoneId", "zone_id")):
+def _bucket_keys(
+    metrics: list[tuple[str, dict[str, int]]], extras: list[tuple[str, dict[str, int]]]
+) -> set[str]:
+    """Every time key any of a location's series has."""
+    keys: set[str] = set()
+    for _, series in (*metrics, *extras):
+        keys.update(series)
+    return keys
+
+
+def _identity(record: dict[str, Any], location: int) -> tuple[int, str | None, str | None]:
+    """A location's identity columns: (location id, reference number, zone id)."""
+    texts: list[str | None] = []
+    for api_field in ("referenceNumber", "zoneId"):
         value = record.get(api_field)
         if api_field == "referenceNumber" and type(value) is int:
             value = str(value)  # "your internal IDs": some are numbers; the column is text
+        if value is not None and not isinstance(value, str):
+            raise MalformedResponse(f"{api_field} of location {location} is not a string")
+        texts.append(value)
+    return location, texts[0], texts[1]
+
+
+def _prefix(location: int, reference: str | None, zone: str | None) -> str:
+    """The line up to the opening quote of `ts`: the location's identity columns."""
+    head = [f'{{"location_id":{location}']
+    for column, value in (("reference_number", reference), ("zone_id", zone)):
         if value is not None:
-            if not isinstance(value, str):
-                raise MalformedResponse(f"{api_field} of location {location} is not a string")
             head.append(f',"{column}":{dumps(value).decode()}')
     head.append(',"ts":"')
     return "".join(head)
+
+
+def _all_naturals(series: list[dict[str, Any]]) -> bool:
+    """Whether every value of every series is a natural number that fits a bigint:
+    one pass in C over them all (bool is not int here either)."""
+    try:
+        msgspec.convert(list(chain.from_iterable(map(dict.values, series))), _NATURALS)
+    except msgspec.ValidationError:
+        return False
+    return True
 
 
 def _naturals(series: dict[Any, Any]) -> bool:

@@ -96,7 +96,7 @@ def walk_window(
                     writer = writers.get(dt)
                     if writer is None:
                         writers[dt] = writer = GzipWriter(packer)
-                    writer.write("".join(lines).encode(), shaped.rows[dt])
+                    writer.write(b"".join(lines), shaped.rows[dt])
         except OutOfTime:
             if totals.pages == 0:
                 raise

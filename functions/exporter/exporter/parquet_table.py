@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, cast
 
 from exporter import json_codec
 from exporter.errors import TransientError
+from exporter.memory import release_free_memory
 from exporter.ports import ObjectStore
 from exporter.run.parallel import each_at_once
 from exporter.schema import COLUMNS
@@ -123,6 +124,9 @@ def rebuild_all(
 ) -> dict[str, int]:
     """`rebuild` each partition, side by side (the encoding holds the GIL, the S3
     calls around it do not); rows written per Parquet object."""
+    # The walk before it freed its pages and lines; give them back before the days'
+    # tables are built, or they add up to the peak (exporter/memory.py).
+    release_free_memory()
     targets = [twin_key(partition, data_prefix, parquet_prefix) for partition in partitions]
     rows = each_at_once(
         lambda pair: rebuild(store, pair[0], pair[1], ours=ours),

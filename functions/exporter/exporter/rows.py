@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import reduce
 from itertools import chain, repeat
-from operator import itemgetter, or_
-from typing import Annotated, Any, Final
+from operator import attrgetter, itemgetter, or_
+from typing import Annotated, Any, Final, NamedTuple
 from zlib import crc32
 
 import msgspec
@@ -45,11 +45,21 @@ _MIN_OFFSET_MINUTES: Final = -12 * 60
 _MAX_OFFSET_MINUTES: Final = 14 * 60
 # Unknown field names are reported (manifest, notification), cut to this length.
 MAX_FIELD_NAME: Final = 64
-# What a row of a time key is: kept, or dropped (a day outside the window).
-_SAME: Final = 0
-_DROP: Final = -1
 # Buckets a location's local day has: 24, or 23 / 25 on a daylight-saving night.
 _DAY_BUCKETS: Final = frozenset({23, 24, 25})
+
+
+class _Key(NamedTuple):
+    """What a time key gives its rows; the same keys recur on every page."""
+
+    dt: str  # the partition date
+    dropped: bool  # a day outside the run's window: the row is counted, not written
+    fragment: str  # the line's text from ts to time_basis: `... 08:00:00","time_basis":"utc"`
+    end: str  # the line's text after the values: run_id, utc_offset, newline
+    ts: str
+    offset: str | None  # the UTC offset the key stated (`+02:00`), if any
+    hour_bit: int  # its hour's bit in a day's hours bitmask
+    fragment_crc: int  # the CRC-32 of `fragment`, which a row's digest continues
 
 
 @dataclass(slots=True)
@@ -93,25 +103,16 @@ class RowShaper:
         self._days = frozenset(d.isoformat() for d in days)
         self._count_days = basis == "local"
         self._zero_filled = zero_filled
-        self._run_id_text = run_id
-        self._run_id = dumps(run_id).decode()
-        self._end = f',"run_id":{self._run_id}}}\n'
-        # time key -> what `_shape_columns` needs of it: (dt, ts, utc_offset, length
-        # of the line's end after the values, its hour's bit).
-        self._parts: dict[str, tuple[str, str, str | None, int, int]] = {}
-        # time key -> (dt, ts + time_basis text, line end, _SAME/_DROP);
-        # the same keys recur on every page.
-        self._keys: dict[str, tuple[str, str, str, int]] = {}
+        self._run_id = run_id
+        self._end = f',"run_id":{dumps(run_id).decode()}}}\n'
+        self._keys: dict[str, _Key] = {}
         # Row identity (ts, basis, offset) -> the first key giving it. Two spellings
         # of one bucket (`...Z` and `...+00:00` in a UTC run) would give two rows of
         # one location the same identity; once seen, records are checked for it.
         self._identities: dict[tuple[str, str], str] = {}
         self._aliased = False
-        # time key -> (its hour's bit in a day's hours bitmask, the CRC-32 of its
-        # ts text, which a row's digest continues: add_tallies).
-        self._hour_bits: dict[str, tuple[int, int]] = {}
 
-    def _parse_key(self, key: str) -> tuple[str, str, str, int]:
+    def _parse_key(self, key: str) -> _Key:
         match = _KEY_RE.fullmatch(key)
         if not match:
             raise MalformedResponse(f"time bucket key {key[:40]!r} is not an ISO 8601 timestamp")
@@ -126,15 +127,17 @@ class RowShaper:
         basis, offset = self._basis_of(key, suffix)
         if basis != self._basis:
             raise BasisMismatch(_mismatch_error(self._basis, key))
-        kind = _SAME if day in self._days else _DROP
         end = self._end
         if offset is not None:
-            end = f',"run_id":{self._run_id},"utc_offset":"{offset}"}}\n'
-        parsed = (day, f'{day} {clock}","time_basis":"{basis}"', end, kind)
-        self._hour_bits[key] = (1 << hours, crc32(parsed[1].encode()))
-        self._parts[key] = (day, f"{day} {clock}", offset, len(end) - 1, 1 << hours)
+            end = f'{end[:-2]},"utc_offset":"{offset}"}}\n'
+        ts = f"{day} {clock}"
+        fragment = f'{ts}","time_basis":"{basis}"'
+        parsed = _Key(
+            day, day not in self._days, fragment, end, ts, offset, 1 << hours,
+            crc32(fragment.encode()),
+        )  # fmt: skip
         self._keys[key] = parsed
-        if kind != _DROP and self._identities.setdefault((parsed[1], end), key) != key:
+        if not parsed.dropped and self._identities.setdefault((fragment, end), key) != key:
             self._aliased = True
         return parsed
 
@@ -156,11 +159,12 @@ class RowShaper:
         """Fail if two of a location's keys are one bucket: its rows would be doubled."""
         seen: dict[tuple[str, str], str] = {}
         for key in sorted(bucket_keys):
-            _, ts, end, kind = self._keys[key]
-            if kind != _DROP and seen.setdefault((ts, end), key) != key:
+            parsed = self._keys[key]
+            bucket = (parsed.fragment, parsed.end)
+            if not parsed.dropped and seen.setdefault(bucket, key) != key:
                 raise MalformedResponse(
                     f"location {location} reports one time bucket twice, as "
-                    f"{seen[ts, end][:40]!r} and {key[:40]!r}"
+                    f"{seen[bucket][:40]!r} and {key[:40]!r}"
                 )
 
     def shape(self, data: Any) -> ShapedPage:
@@ -169,7 +173,8 @@ class RowShaper:
         page = ShapedPage()
         unknown_fields = page.unknown_fields
         for record in data:
-            location, identity, metrics, extras, unknown = _location(record)
+            identity, metrics, extras, unknown = _location(record)
+            location = identity[0]
             page.location_ids.append(location)
             for name in unknown:
                 unknown_fields[name] = unknown_fields.get(name, 0) + 1
@@ -204,23 +209,21 @@ class RowShaper:
         equal) for about a third of its CPU (docs/performance.md, "CPU at the floor").
         Returns the location's [visits, rows, hours, digest] per day (add_tallies).
         """
-        parts = list(map(self._parts.__getitem__, keys))
-        dts = list(map(_DT, parts))
+        parsed = list(map(self._keys.__getitem__, keys))
+        dts = list(map(_DT, parsed))
         by_column = dict(metrics)
         columns = [by_column.get(piece) for piece in _PIECES]
         visits = by_column.get(_VISITS)
-        # Where a line's ts starts: after its identity columns, as msgspec writes them.
-        from_ts = len(_ENCODER.encode(_Identity(*identity))) - 1 + len(',"ts":"')
         tallies: dict[str, list[int]] = {}
         start = 0
         for dt in dict.fromkeys(dts):  # sorted keys: each day's keys are together
             stop = start + dts.count(dt)
             rows = stop - start
-            if dt not in self._days:
+            if parsed[start].dropped:
                 page.dropped_rows += rows
                 start = stop
                 continue
-            day_keys, day = keys[start:stop], parts[start:stop]
+            day_keys, day = keys[start:stop], parsed[start:stop]
             block = _ENCODER.encode_lines(
                 list(
                     map(
@@ -232,7 +235,7 @@ class RowShaper:
                             repeat(None, rows) if c is None else map(c.get, day_keys)
                             for c in columns
                         ),
-                        repeat(self._run_id_text, rows),
+                        repeat(self._run_id, rows),
                         map(_OFFSET, day),
                     )
                 )
@@ -240,17 +243,19 @@ class RowShaper:
             page.lines.setdefault(dt, []).append(block)
             page.rows[dt] = page.rows.get(dt, 0) + rows
             # The digest: the CRC-32 of each line's ts and values (add_tallies), the
-            # text between the identity columns and `,"run_id":`.
+            # text between the identity columns and the end. An escaped string holds
+            # no bare quote, so the first `,"ts":"` is the column's.
+            from_ts = block.index(b',"ts":"') + len(b',"ts":"')
             lines = block.split(b"\n")
             lines.pop()  # after the last newline
-            ends_at = set(map(_END_LEN, day))
+            ends_at = {len(end) - 1 for end in map(_END, day)}  # the newline is cut off
             if len(ends_at) == 1:
                 cut = itemgetter(slice(from_ts, -ends_at.pop()))
                 digest = sum(map(crc32, map(cut, lines)))
             else:
                 digest = sum(
-                    crc32(line[from_ts : len(line) - end_len])
-                    for line, end_len in zip(lines, map(_END_LEN, day), strict=True)
+                    crc32(line[from_ts : len(line) - len(end) + 1])
+                    for line, end in zip(lines, map(_END, day), strict=True)
                 )
             tallies[dt] = [
                 sum(map(visits.get, day_keys, repeat(0))) if visits is not None else 0,
@@ -273,7 +278,6 @@ class RowShaper:
         writes the `extra` column of unknown metrics. Returns what
         `_shape_columns` does."""
         keys = self._keys
-        hour_bits = self._hour_bits
         prefix = _prefix(*identity)
         # The innermost loop runs once per row: bound methods and one
         # comprehension, no per-row dict.
@@ -282,10 +286,11 @@ class RowShaper:
         lines: dict[str, list[str]] = {}
         tallies: dict[str, list[int]] = {}
         for key in sorted(bucket_keys):
-            dt, ts, end, kind = keys[key]
-            if kind == _DROP:
+            parsed = keys[key]
+            if parsed.dropped:
                 page.dropped_rows += 1
                 continue
+            dt = parsed.dt
             body = "".join([f"{piece}{v}" for piece, get in getters if (v := get(key)) is not None])
             if extras:
                 extra = {name: series[key] for name, series in extras if key in series}
@@ -294,15 +299,14 @@ class RowShaper:
             day_lines = lines.get(dt)
             if day_lines is None:
                 lines[dt] = day_lines = []
-            day_lines.append(f"{prefix}{ts}{body}{end}")
+            day_lines.append(f"{prefix}{parsed.fragment}{body}{parsed.end}")
             tally = tallies.get(dt)
             if tally is None:
                 tallies[dt] = tally = [0, 0, 0, 0]
             tally[0] += visits(key) or 0
             tally[1] += 1
-            hour, ts_crc = hour_bits[key]
-            tally[2] |= hour
-            tally[3] += crc32(body.encode(), ts_crc)  # the CRC of ts + body
+            tally[2] |= parsed.hour_bit
+            tally[3] += crc32(body.encode(), parsed.fragment_crc)  # the CRC of ts + body
         for dt, day_lines in lines.items():
             page.lines.setdefault(dt, []).append("".join(day_lines).encode())
             page.rows[dt] = page.rows.get(dt, 0) + len(day_lines)
@@ -315,9 +319,9 @@ class RowShaper:
         """
         per_day: dict[str, int] = {}
         for key in bucket_keys:
-            dt, _, _, kind = self._keys[key]
-            if kind != _DROP:
-                per_day[dt] = per_day.get(dt, 0) + 1
+            parsed = self._keys[key]
+            if not parsed.dropped:
+                per_day[parsed.dt] = per_day.get(parsed.dt, 0) + 1
         for dt, count in sorted(per_day.items()):
             if count > 25 or (self._zero_filled and count not in _DAY_BUCKETS):
                 page.irregular_days.append((dt, location, count))
@@ -377,8 +381,9 @@ _PIECE: Final = dict(_METRIC_PIECES)
 _INT: Final = frozenset({int})
 _VISITS: Final = _PIECE["visits"]
 _PIECES: Final = tuple(piece for _, piece in _METRIC_PIECES)
-# A key's parts (RowShaper._parts).
-_DT, _TS, _OFFSET, _END_LEN, _HOUR = (itemgetter(n) for n in range(5))
+_DT, _END, _TS, _OFFSET, _HOUR = (
+    attrgetter(name) for name in ("dt", "end", "ts", "offset", "hour_bit")
+)
 # A line as msgspec writes it: the columns in table order, a field that is None
 # left out (`omit_defaults`: no other field can hold its default, an id of 0 or an
 # empty ts, basis or run id); one struct per row, untracked by the GC.
@@ -397,16 +402,6 @@ _Row: Final = msgspec.defstruct(
     omit_defaults=True,
     gc=False,
 )
-_Identity: Final = msgspec.defstruct(
-    "_Identity",
-    [
-        ("location_id", int, 0),
-        ("reference_number", str | None, None),
-        ("zone_id", str | None, None),
-    ],
-    omit_defaults=True,
-    gc=False,
-)
 _ENCODER: Final = msgspec.json.Encoder()
 _NATURALS: Final = list[Annotated[int, msgspec.Meta(ge=0, le=MAX_BIGINT)]]
 
@@ -414,14 +409,13 @@ _NATURALS: Final = list[Annotated[int, msgspec.Meta(ge=0, le=MAX_BIGINT)]]
 def _location(
     record: Any,
 ) -> tuple[
-    int,
     tuple[int, str | None, str | None],
     list[tuple[str, dict[str, int]]],
     list[tuple[str, dict[str, int]]],
     list[str],
 ]:
-    """Validate one location record: (location id, identity columns (location id,
-    reference number, zone id), known non-empty metric series in column order
+    """Validate one location record: (identity columns (location id, reference
+    number, zone id), known non-empty metric series in column order
     with their JSON pieces, unknown metric series, names of unknown non-metric
     fields)."""
     if not isinstance(record, dict):
@@ -454,7 +448,7 @@ def _location(
                 _refuse_values(metric, location, series)
     known.sort()
     metrics = [(piece, series) for _, piece, series in known]
-    return location, _identity(record, location), metrics, extras, unknown
+    return _identity(record, location), metrics, extras, unknown
 
 
 def _bucket_keys(

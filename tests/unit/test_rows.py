@@ -9,7 +9,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from exporter.errors import BasisMismatch, MalformedResponse
-from exporter.rows import MAX_FIELD_NAME, RowShaper
+from exporter.location_record import MAX_FIELD_NAME
+from exporter.rows import RowShaper
 from local.contract import LINE_COLUMNS, METRIC_COLUMN
 
 DAYS = [date(2023, 6, 8), date(2023, 6, 9)]

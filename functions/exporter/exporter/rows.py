@@ -5,46 +5,38 @@ its document, and why rows are shaped the way they are, in docs/decisions.md
 ("Rows and files", "Values Athena can read", "One dataset per time basis"): a key
 in the other basis than the run's fails the run (`BasisMismatch`), and a local
 location-day of other than 23-25 buckets is reported (`irregular_days`). The hot
-path runs per value in C: a location's values are validated in one msgspec pass,
-looked up by `map` and written as JSON Lines by msgspec, a day at a time
-(`RowShaper._shape_columns`); only a location with unknown metrics (the `extra`
-column) is shaped row by row in Python (`_shape_rows`).
+path runs per value in C: a location's record is validated in one msgspec pass
+(exporter/location_record.py), its values are looked up by `map` and written as
+JSON Lines by msgspec, a day at a time (`RowShaper._shape_columns`); only a
+location with unknown metrics (the `extra` column) is shaped row by row in
+Python (`_shape_rows`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import reduce
-from itertools import chain, repeat
+from itertools import repeat
 from operator import attrgetter, itemgetter, or_
-from typing import Annotated, Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple
 from zlib import crc32
 
 import msgspec
 
+from exporter import location_record
 from exporter.config import TimeBasis
 from exporter.errors import BasisMismatch, MalformedResponse
 from exporter.json_codec import dumps
+from exporter.location_record import Identity, Metric
 from exporter.schema import METRIC_COLUMNS
 
-_IDENTITY_FIELDS: Final = frozenset({"locationId", "referenceNumber", "zoneId"})
-_METRIC_PIECES: Final = tuple((api, f',"{column}":') for api, column in METRIC_COLUMNS)
-# 2023-06-08T08:00:00Z, optional fraction, then Z / an offset / nothing.
-# ASCII digits only and matched in full: `\d` alone takes any script's digits
-# (and `int()` reads them), `$` a trailing newline.
-_KEY_RE: Final = re.compile(
-    r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?", re.ASCII
-)
-# Athena's bigint: ids and metric values beyond it fail the run, naming the field.
-MAX_BIGINT: Final = 2**63 - 1
+# A known metric's API name -> its text before the value in a line: `,"visits":`.
+_PIECE: Final = {api: f',"{column}":' for api, column in METRIC_COLUMNS}
 # UTC offsets in use on Earth: -12:00 (Baker Island) to +14:00 (Line Islands).
 _MIN_OFFSET_MINUTES: Final = -12 * 60
 _MAX_OFFSET_MINUTES: Final = 14 * 60
-# Unknown field names are reported (manifest, notification), cut to this length.
-MAX_FIELD_NAME: Final = 64
 # Buckets a location's local day has: 24, or 23 / 25 on a daylight-saving night.
 _DAY_BUCKETS: Final = frozenset({23, 24, 25})
 
@@ -113,7 +105,7 @@ class RowShaper:
         self._aliased = False
 
     def _parse_key(self, key: str) -> _Key:
-        match = _KEY_RE.fullmatch(key)
+        match = location_record.TIME_KEY_RE.fullmatch(key)
         if not match:
             raise MalformedResponse(f"time bucket key {key[:40]!r} is not an ISO 8601 timestamp")
         day, clock, suffix = match.groups()
@@ -173,7 +165,7 @@ class RowShaper:
         page = ShapedPage()
         unknown_fields = page.unknown_fields
         for record in data:
-            identity, metrics, extras, unknown = _location(record)
+            identity, metrics, extras, unknown = location_record.check(record)
             location = identity[0]
             page.location_ids.append(location)
             for name in unknown:
@@ -196,8 +188,8 @@ class RowShaper:
     def _shape_columns(
         self,
         page: ShapedPage,
-        identity: tuple[int, str | None, str | None],
-        metrics: list[tuple[str, dict[str, int]]],
+        identity: Identity,
+        metrics: list[Metric],
         keys: list[str],
     ) -> dict[str, list[int]]:
         """One location's rows, a day at a time, every per-value step in C.
@@ -211,9 +203,9 @@ class RowShaper:
         """
         parsed = list(map(self._keys.__getitem__, keys))
         dts = list(map(_DT, parsed))
-        by_column = dict(metrics)
-        columns = [by_column.get(piece) for piece in _PIECES]
-        visits = by_column.get(_VISITS)
+        by_name = dict(metrics)
+        columns = [by_name.get(name) for name in _METRICS]
+        visits = by_name.get("visits")
         tallies: dict[str, list[int]] = {}
         start = 0
         for dt in dict.fromkeys(dts):  # sorted keys: each day's keys are together
@@ -269,9 +261,9 @@ class RowShaper:
     def _shape_rows(
         self,
         page: ShapedPage,
-        identity: tuple[int, str | None, str | None],
-        metrics: list[tuple[str, dict[str, int]]],
-        extras: list[tuple[str, dict[str, int]]],
+        identity: Identity,
+        metrics: list[Metric],
+        extras: list[Metric],
         bucket_keys: set[str],
     ) -> dict[str, list[int]]:
         """One location's rows, one row at a time: the general way, which also
@@ -281,8 +273,8 @@ class RowShaper:
         prefix = _prefix(*identity)
         # The innermost loop runs once per row: bound methods and one
         # comprehension, no per-row dict.
-        getters = [(piece, series.get) for piece, series in metrics]
-        visits = dict(metrics).get(_VISITS, {}).get
+        getters = [(_PIECE[name], series.get) for name, series in metrics]
+        visits = dict(metrics).get("visits", {}).get
         lines: dict[str, list[str]] = {}
         tallies: dict[str, list[int]] = {}
         for key in sorted(bucket_keys):
@@ -376,11 +368,7 @@ def add_tallies(
 
 # Digests stay below 2**48: exact in JSON readers that use doubles.
 DIGEST_MASK: Final = (1 << 48) - 1
-_ORDER: Final = {api: n for n, (api, _) in enumerate(METRIC_COLUMNS)}
-_PIECE: Final = dict(_METRIC_PIECES)
-_INT: Final = frozenset({int})
-_VISITS: Final = _PIECE["visits"]
-_PIECES: Final = tuple(piece for _, piece in _METRIC_PIECES)
+_METRICS: Final = tuple(api for api, _ in METRIC_COLUMNS)
 _DT, _END, _TS, _OFFSET, _HOUR = (
     attrgetter(name) for name in ("dt", "end", "ts", "offset", "hour_bit")
 )
@@ -403,75 +391,14 @@ _Row: Final = msgspec.defstruct(
     gc=False,
 )
 _ENCODER: Final = msgspec.json.Encoder()
-_NATURALS: Final = list[Annotated[int, msgspec.Meta(ge=0, le=MAX_BIGINT)]]
 
 
-def _location(
-    record: Any,
-) -> tuple[
-    tuple[int, str | None, str | None],
-    list[tuple[str, dict[str, int]]],
-    list[tuple[str, dict[str, int]]],
-    list[str],
-]:
-    """Validate one location record: (identity columns (location id, reference
-    number, zone id), known non-empty metric series in column order
-    with their JSON pieces, unknown metric series, names of unknown non-metric
-    fields)."""
-    if not isinstance(record, dict):
-        raise MalformedResponse("a data item is not an object")
-    location = record.get("locationId")
-    if type(location) is not int or not 0 < location <= MAX_BIGINT:
-        raise MalformedResponse(f"locationId {location!r} is not a positive bigint")
-    known: list[tuple[int, str, dict[str, int]]] = []
-    extras: list[tuple[str, dict[str, int]]] = []
-    unknown: list[str] = []
-    for metric, series in record.items():
-        if metric in _IDENTITY_FIELDS:
-            continue
-        piece = _PIECE.get(metric)
-        if piece is None and not _is_metric_map(series):
-            # Not ours and not a metric: harmless, counted, not kept (no column for it).
-            unknown.append(metric[:MAX_FIELD_NAME])
-            continue
-        if type(series) is not dict:
-            raise MalformedResponse(f"metric {metric!r} of location {location} is not a map")
-        if not series:
-            continue
-        if piece is None:  # its values were checked above
-            extras.append((metric, series))
-        else:
-            known.append((_ORDER[metric], piece, series))
-    if known and not _all_naturals([series for _, _, series in known]):
-        for metric, series in record.items():  # the first one, in the record's order
-            if metric in _PIECE and type(series) is dict and not _naturals(series):
-                _refuse_values(metric, location, series)
-    known.sort()
-    metrics = [(piece, series) for _, piece, series in known]
-    return _identity(record, location), metrics, extras, unknown
-
-
-def _bucket_keys(
-    metrics: list[tuple[str, dict[str, int]]], extras: list[tuple[str, dict[str, int]]]
-) -> set[str]:
+def _bucket_keys(metrics: list[Metric], extras: list[tuple[str, dict[str, int]]]) -> set[str]:
     """Every time key any of a location's series has."""
     keys: set[str] = set()
     for _, series in (*metrics, *extras):
         keys.update(series)
     return keys
-
-
-def _identity(record: dict[str, Any], location: int) -> tuple[int, str | None, str | None]:
-    """A location's identity columns: (location id, reference number, zone id)."""
-    texts: list[str | None] = []
-    for api_field in ("referenceNumber", "zoneId"):
-        value = record.get(api_field)
-        if api_field == "referenceNumber" and type(value) is int:
-            value = str(value)  # "your internal IDs": some are numbers; the column is text
-        if value is not None and not isinstance(value, str):
-            raise MalformedResponse(f"{api_field} of location {location} is not a string")
-        texts.append(value)
-    return location, texts[0], texts[1]
 
 
 def _prefix(location: int, reference: str | None, zone: str | None) -> str:
@@ -482,42 +409,3 @@ def _prefix(location: int, reference: str | None, zone: str | None) -> str:
             head.append(f',"{column}":{dumps(value).decode()}')
     head.append(',"ts":"')
     return "".join(head)
-
-
-def _all_naturals(series: list[dict[str, Any]]) -> bool:
-    """Whether every value of every series is a natural number that fits a bigint:
-    one pass in C over them all (bool is not int here either)."""
-    try:
-        msgspec.convert(list(chain.from_iterable(map(dict.values, series))), _NATURALS)
-    except msgspec.ValidationError:
-        return False
-    return True
-
-
-def _naturals(series: dict[Any, Any]) -> bool:
-    """Whether every value is a natural number that fits a bigint.
-
-    Checked a whole series at a time, in C: types first (bool is not int here).
-    Natural numbers whose sum fits a bigint each fit one: `sum` of small ints is
-    a third of `max`'s CPU, which is asked only when the sum is larger.
-    """
-    values = series.values()
-    return _INT.issuperset(map(type, values)) and (
-        not series
-        or (min(values) >= 0 and (sum(values) <= MAX_BIGINT or max(values) <= MAX_BIGINT))
-    )
-
-
-def _refuse_values(metric: str, location: int, series: dict[Any, Any]) -> None:
-    key, value = next(
-        (k, v) for k, v in series.items() if type(v) is not int or not 0 <= v <= MAX_BIGINT
-    )
-    raise MalformedResponse(
-        f"metric {metric!r} of location {location} at {str(key)[:40]!r} "
-        f"is {value!r}, not a natural number"
-    )
-
-
-def _is_metric_map(value: Any) -> bool:
-    """An unknown field is an `extra` metric if it maps time keys to natural numbers."""
-    return type(value) is dict and _naturals(value) and all(map(_KEY_RE.fullmatch, value))

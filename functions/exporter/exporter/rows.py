@@ -29,6 +29,7 @@ from exporter import location_record
 from exporter.config import TimeBasis
 from exporter.errors import BasisMismatch, MalformedResponse
 from exporter.json_codec import dumps
+from exporter.lake.sums import DIGEST_MASK, add_sums
 from exporter.location_record import Identity, Metric
 from exporter.schema import METRIC_COLUMNS
 
@@ -351,23 +352,11 @@ def add_tallies(
     """
     zone = record.get("zoneId")
     ident = f"{location}@{zone}" if zone else str(location)
-    for dt, tally in tallies.items():
-        day = sums.get(dt)
-        if day is None:
-            sums[dt] = day = {}
-        have = day.get(ident)
-        if have is None:
-            tally[3] &= DIGEST_MASK
-            day[ident] = tally
-        else:
-            have[0] += tally[0]
-            have[1] += tally[1]
-            have[2] |= tally[2]
-            have[3] = (have[3] + tally[3]) & DIGEST_MASK
+    for tally in tallies.values():
+        tally[3] &= DIGEST_MASK
+    add_sums(sums, {dt: {ident: tally} for dt, tally in tallies.items()})
 
 
-# Digests stay below 2**48: exact in JSON readers that use doubles.
-DIGEST_MASK: Final = (1 << 48) - 1
 _METRICS: Final = tuple(api for api, _ in METRIC_COLUMNS)
 _DT, _END, _TS, _OFFSET, _HOUR = (
     attrgetter(name) for name in ("dt", "end", "ts", "offset", "hour_bit")

@@ -1,6 +1,6 @@
 """Per-location numbers of a day, and what a run that replaces them changes.
 
-Counted while rows are shaped (`rows.tally`): for each location (zone rows:
+Counted while rows are shaped (`rows.add_tallies`): for each location (zone rows:
 `<id>@<zone>`) and day, [visits, rows, hours bitmask, digest]. They ride in
 the step records to the commit, which keeps them per day in the lake
 coverage (`exporter.lake.records`). A later run that replaces the day compares
@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.rows import DIGEST_MASK
-
 Sums = dict[str, list[int]]  # location -> [visits, rows, hours, digest]
 VISITS, ROWS, HOURS, DIGEST = 0, 1, 2, 3
+# Digests stay below 2**48: exact in JSON readers that use doubles.
+DIGEST_MASK = (1 << 48) - 1
 
 
 def add_sums(into: dict[str, Sums], more: Mapping[str, Mapping[str, list[int]]]) -> None:

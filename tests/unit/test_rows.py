@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -9,6 +10,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from exporter.errors import BasisMismatch, MalformedResponse
+from exporter.lake.sums import DIGEST_MASK
 from exporter.location_record import MAX_FIELD_NAME
 from exporter.rows import RowShaper
 from local.contract import LINE_COLUMNS, METRIC_COLUMN
@@ -495,3 +497,31 @@ def test_locations_without_unknown_metrics_are_shaped_by_columns(
     )
     assert by_columns == [1, 3]
     assert page.rows == {"2023-06-08": 6}
+
+
+@pytest.mark.parametrize("by_columns", [True, False])
+def test_a_days_digest_is_stdlib_crc32_of_each_lines_ts_and_values(by_columns: bool) -> None:
+    """What `changes` compares across runs, and runs of earlier versions: per location
+    and day, the sum of zlib's CRC-32 of each line's text from the ts value to its last
+    metric, below 2**48. Held to stdlib zlib, whichever CRC the shaper computes it with."""
+    run = "20230608T000000000Z-b1-0123abcd"
+    keys = ["2023-06-08T08:00:00+02:00", "2023-06-08T09:00:00+02:00", "2023-06-09T10:00:00+02:00"]
+    page = RowShaper(run, "local", DAYS, by_columns=by_columns).shape(
+        [
+            {"locationId": 7, "referenceNumber": 'R\u00e9f "7"', "visits": dict.fromkeys(keys, 3)},
+            {"locationId": 8, "visits": {keys[0]: 1}, "bounces": dict.fromkeys(keys, 12345)},
+        ]
+    )
+    expected: dict[str, dict[str, int]] = {}
+    for dt in page.lines:
+        for line in lines_of(page, dt):
+            location = str(json.loads(line)["location_id"])
+            text = line[line.index(b'"ts":"') + len(b'"ts":"') : line.index(b',"run_id":')]
+            day = expected.setdefault(dt, {})
+            day[location] = day.get(location, 0) + zlib.crc32(text)
+    digests = {dt: {loc: sums[3] for loc, sums in day.items()} for dt, day in page.sums.items()}
+    assert digests == {
+        dt: {loc: digest & DIGEST_MASK for loc, digest in day.items()}
+        for dt, day in expected.items()
+    }
+    assert digests["2023-06-08"].keys() == {"7", "8"}

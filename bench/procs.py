@@ -33,6 +33,10 @@ class Measured:
     sys_s: float
     maxrss_mb: float  # ru_maxrss is KiB on Linux; MB here means MiB
     spawned_at: float  # time.time() just before the fork
+    # Minor page faults (memory touched for the first time) and context switches
+    # (voluntary: it waited, on I/O or a lock; involuntary: it was preempted).
+    minor_faults: int = 0
+    context_switches: int = 0
 
     @property
     def cpu_s(self) -> float:
@@ -153,6 +157,8 @@ class Processes:
             answer["sys_s"],
             answer["maxrss_kib"] / 1024.0,
             answer["spawned_at"],
+            answer["minflt"],
+            answer["nvcsw"] + answer["nivcsw"],
         )
 
     def stop(self, proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:

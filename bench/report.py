@@ -114,6 +114,41 @@ def workloadtable(res: dict[str, Any], group: str = "modes") -> str:
     return table(header, rows)
 
 
+PROCESS_COSTS = """\
+What each measured process spent besides its data path, medians of the
+repetitions: CPU split into user and system time, minor page faults (memory
+touched for the first time: the kernel maps and zeroes a page for each) and
+context switches (the process waited, on I/O or a lock, or was preempted; the
+exporter's reading, compressing and S3 threads hand the GIL to each other), all
+from `os.wait4`'s rusage, and the AWS calls it made (the exporter's counted by
+the botocore hook, its harness's own calls not included; raw-gzip's are its
+PUTs). The CPU figures are the process's, the harness's share included."""
+
+
+def processtable(res: dict[str, Any]) -> str:
+    header = ["workload", "cores", "mode", "user s", "sys s", "minor faults", "context switches"]
+    rows = []
+    for w in res["workloads"]:
+        for group, cores in (("modes", "2"), ("pinned", "1")):
+            for mode, m in (w.get(group) or {}).items():
+                if "minor_faults" not in m:
+                    continue
+                calls = m.get("aws_calls")
+                rows.append(
+                    [
+                        w["name"],
+                        cores,
+                        mode,
+                        fmt(m["user_s"]),
+                        fmt(m["sys_s"]),
+                        fmt(m["minor_faults"], 0),
+                        fmt(m["context_switches"], 0),
+                        fmt(sum(calls.values()) if calls else m.get("s3_requests", 0)),
+                    ]
+                )
+    return table([*header, "AWS calls"], rows)
+
+
 def _spread(value: float | None, low_high: list[float] | None) -> str:
     """A median with the range of the repetitions: `2.10 (1.98-2.20)`."""
     if value is None or not low_high:
@@ -247,6 +282,7 @@ def render(res: dict[str, Any], notes: str, scale: str | None = None) -> str:
                 METHOD.rstrip(),
                 "## Results\n\n" + workloadtable(res),
                 "## Results on one core\n\n" + ONE_CORE + "\n\n" + workloadtable(res, "pinned"),
+                "## Process costs\n\n" + PROCESS_COSTS + "\n\n" + processtable(res),
                 "## Targets\n\n" + targetstable(res),
                 details(res),
                 *([parquet.section(res["parquet"])] if res.get("parquet") else []),

@@ -199,6 +199,7 @@ class Bench:
         out.update(wall_s=wall, process_wall_s=m.wall_s, cpu_s=m.cpu_s - harness)
         out.update(process_cpu_s=m.cpu_s, harness_cpu_s=harness, user_s=m.user_s)
         out.update(sys_s=m.sys_s, rss_mb=m.maxrss_mb)
+        out.update(minor_faults=m.minor_faults, context_switches=m.context_switches)
         print(
             f"  {w.name:9} {mode + (' 1cpu' if pinned else ''):13}  wall {wall:7.2f} s  "
             f"cpu {m.cpu_s - harness:7.2f} s (+ harness {harness:4.2f})  "

@@ -31,6 +31,8 @@ def summarize(w: Workload, runs: list[dict[str, Any]]) -> dict[str, Any]:
                     "sys_s",
                     "rss_mb",
                     "vmhwm_mb",
+                    "minor_faults",
+                    "context_switches",
                 )
             }
             for r in runs
@@ -40,6 +42,10 @@ def summarize(w: Workload, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "cpu_s": cpu,
         "cpu_range_s": [min(r["cpu_s"] for r in runs), max(r["cpu_s"] for r in runs)],
         "harness_cpu_s": median([r["harness_cpu_s"] for r in runs]),
+        "user_s": median([r["user_s"] for r in runs]),
+        "sys_s": median([r["sys_s"] for r in runs]),
+        "minor_faults": median([r["minor_faults"] for r in runs]),
+        "context_switches": median([r["context_switches"] for r in runs]),
         "rss_mb": median([r["rss_mb"] for r in runs]),
         "vmhwm_mb": median([r["vmhwm_mb"] or 0.0 for r in runs]),
         "location_hours_per_cpu_s": w.location_hours / cpu if cpu else 0.0,

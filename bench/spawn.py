@@ -6,7 +6,8 @@ water mark), so children of a parent holding boto3 would all report >= its RSS.
 This process imports almost nothing, so that floor stays a few MB.
 
 Protocol (JSON lines): stdin {"argv", "env", "cwd", "log", "cpus"?}; stdout {"pid"} once
-the child runs, then {"status", "wall_s", "spawned_at", "user_s", "sys_s", "maxrss_kib"}.
+the child runs, then {"status", "wall_s", "spawned_at", "user_s", "sys_s", "maxrss_kib", "minflt",
+"nvcsw", "nivcsw"}.
 Exits at end of input. Children run in their own session (setsid).
 """
 
@@ -47,6 +48,9 @@ def run(request: dict) -> None:  # type: ignore[type-arg]
         "user_s": usage.ru_utime,
         "sys_s": usage.ru_stime,
         "maxrss_kib": usage.ru_maxrss,
+        "minflt": usage.ru_minflt,
+        "nvcsw": usage.ru_nvcsw,
+        "nivcsw": usage.ru_nivcsw,
     }
     sys.stdout.write(json.dumps(answer) + "\n")
     sys.stdout.flush()

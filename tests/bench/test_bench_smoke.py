@@ -85,6 +85,21 @@ def test_bench_smoke(tmp_path: Path) -> None:
         assert run["cpu_s"] == run["process_cpu_s"] - run["harness_cpu_s"]
     assert workload["modes"]["raw-gzip"]["harness_cpu_s"] == 0
     assert "CPU vs raw-gzip (per run)" in markdown and "harness CPU s" in markdown
+    # Where a process's CPU goes besides its data path: page faults, context switches.
+    for group in ("modes", "pinned"):
+        for mode, figures in workload[group].items():
+            assert figures["minor_faults"] > 0 and figures["context_switches"] > 0, mode
+            assert figures["user_s"] > 0 and figures["sys_s"] >= 0, mode
+            for run in figures["runs"]:
+                assert run["minor_faults"] > 0 and run["context_switches"] > 0, mode
+    assert "## Process costs" in markdown and "| minor faults |" in markdown
+    [exporter_row] = [
+        line
+        for line in markdown.splitlines()
+        if line.startswith(f"| {workload['name']} | 2 | exporter |")
+    ]
+    calls = sum(workload["modes"]["exporter"]["aws_calls"].values())
+    assert exporter_row.endswith(f" | {calls:,} |"), exporter_row
 
     exporter = workload["modes"]["exporter"]
     assert exporter["status"] == "succeeded"

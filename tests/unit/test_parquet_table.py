@@ -196,6 +196,47 @@ def test_days_rebuilt_side_by_side_are_encoded_one_at_a_time_on_one_thread(
     assert threads[0].startswith("parquet")
 
 
+def test_days_rebuilt_side_by_side_hold_at_most_two_days_objects_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch of days reads each day's objects just before its turn at the encoder,
+    not all first: the day encoding and the next one (docs/performance.md, "Flat
+    memory"; at 8,000 locations a day's objects are about 5 MB), and hands the freed
+    heap back after each day."""
+    real_encode = parquet_table.encode
+    held: list[int] = [0, 0]  # objects read and not yet encoded: now, most at once
+    lock = threading.Lock()
+
+    class CountingStore(MemoryStore):
+        def get(self, key: str) -> bytes | None:
+            with lock:
+                held[0] += 1
+                held[1] = max(held)
+            return super().get(key)
+
+    def watched(bodies: Any, source: str = "") -> tuple[bytes | None, int]:
+        time.sleep(0.01)  # long enough for the other days to read if they could
+        try:
+            return real_encode(bodies, source)
+        finally:
+            with lock:
+                held[0] -= len(bodies)
+
+    trims: list[int] = []
+    monkeypatch.setattr(parquet_table, "encode", watched)
+    monkeypatch.setattr(parquet_table, "release_free_memory", lambda: trims.append(held[0]))
+    store = CountingStore()
+    days = [f"wifi/metrics/brand_id=5/dt=2023-06-0{d}/" for d in range(1, 7)]
+    for day in days:
+        store.put(day + f"{RUN}-w0-s0.json.gz", gz(LINE_A))
+    rows = parquet_table.rebuild_all(store, days, "wifi/metrics", "wifi/metrics_parquet", ours=ours)
+    assert sorted(rows.values()) == [1] * len(days)
+    assert held == [0, parquet_table.READ_AHEAD_DAYS]
+    # The free heap goes back before the first day and after each: the pool threads
+    # that read the days keep what they freed in their own arenas otherwise.
+    assert len(trims) == 1 + len(days)
+
+
 @dataclasses.dataclass
 class RacingStore(MemoryStore):
     """Another run commits the same day while the first rebuild is being written."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any, Final, cast
 
@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover - the layer ships zlib-ng; stdlib gzip r
     import gzip  # type: ignore[no-redef]
 
 if TYPE_CHECKING:  # the library is imported lazily (see the module's docstring)
-    from arro3.core import DataType, Schema
+    from arro3.core import DataType, RecordBatch, Schema
 
 # The one object of every partition (docs/contracts.md, "S3 layout").
 OBJECT_NAME: Final = "part.parquet"
@@ -64,6 +64,12 @@ _ATTEMPTS: Final = 5
 # 108 MB in the benchmark of 27 Nov; docs/performance.md, "Flat memory").
 _encoder: ThreadPoolExecutor | None = None
 _encoder_lock: Final = threading.Lock()
+# Partitions whose JSON objects are held at once: the one being encoded and the
+# next, read while it encodes. The others wait before their GETs; when all of a
+# batch (up to 8 days) read first and then queued for the one encoder, their
+# bodies added up to the commit's peak (docs/performance.md, "Flat memory").
+READ_AHEAD_DAYS: Final = 2
+_reading: Final = threading.BoundedSemaphore(READ_AHEAD_DAYS)
 
 
 def _encode_on_one_thread(bodies: Sequence[bytes], source: str) -> tuple[bytes | None, int]:
@@ -98,17 +104,26 @@ def rebuild(store: ObjectStore, partition: str, target: str, *, ours: Callable[[
     """
     versions = _versions(store, partition, ours)
     for _ in range(_ATTEMPTS):
-        # One by one: partitions are rebuilt side by side on the shared pool already.
-        bodies = [store.get(key) for key in sorted(versions)]
-        # An object deleted since the listing is gone from the partition too.
-        read = [body for body in bodies if body is not None]
-        body, rows = _encode_on_one_thread(read, json_codec.dumps(versions).decode())
+        with _reading:
+            # One by one: partitions are rebuilt side by side on the shared pool already.
+            bodies = [store.get(key) for key in sorted(versions)]
+            # An object deleted since the listing is gone from the partition too.
+            read = [body for body in bodies if body is not None]
+            del bodies
+            body, rows = _encode_on_one_thread(read, json_codec.dumps(versions).decode())
+            complete = len(read) == len(versions)
+            del read
+        # The day's objects were read on a pool thread, into that thread's allocator
+        # arena, and the encoding's buffers are in the encoder's: once freed, both
+        # stayed resident, and with up to 8 pool threads a batch of days added up
+        # (200-211 MB at 8,000 locations x 5 days; docs/performance.md, "Flat memory").
+        release_free_memory()
         if body is None:
             store.delete([target])
         else:
             store.put(target, body, CONTENT_TYPE)
         again = _versions(store, partition, ours)
-        if again == versions and len(read) == len(versions):
+        if again == versions and complete:
             return rows
         versions = again
     raise TransientError(f"{partition}: changed under {_ATTEMPTS} Parquet rebuilds; retrying")
@@ -138,7 +153,8 @@ def rebuild_all(
 def encode(bodies: Sequence[bytes], source: str = "") -> tuple[bytes | None, int]:
     """One Parquet file (bytes, rows) from gzip JSON Lines objects; (None, 0) if none
     has a row. `source` is kept in the file's metadata (which objects it was built from)."""
-    from arro3.io import read_json, write_parquet  # noqa: PLC0415 - lazy, see above
+    from arro3.core import RecordBatchReader  # noqa: PLC0415 - lazy, see above
+    from arro3.io import read_json, write_parquet  # noqa: PLC0415
 
     # Inflated as the reader asks for it (every member of every object, in order),
     # not joined first: a day's lines are never all in memory at once, and zlib-ng
@@ -150,18 +166,29 @@ def encode(bodies: Sequence[bytes], source: str = "") -> tuple[bytes | None, int
     lines = cast("IO[bytes]", io.BufferedReader(cast("Any", inflated), READ_BUFFER_BYTES))
     # Arrow's JSON reader parses `ts` (`YYYY-MM-DD HH:MM:SS`) into a timestamp and
     # `extra` into a map; a value of the wrong type fails the rebuild (and the commit).
-    table = read_json(lines, arrow_schema(), batch_size=READ_BATCH_ROWS).read_all()
-    if not table.num_rows:
-        return None, 0
+    schema = arrow_schema()
+    reader = read_json(lines, schema, batch_size=READ_BATCH_ROWS)
+    rows = 0
+
+    def counted() -> Iterator[RecordBatch]:
+        nonlocal rows
+        for batch in reader:
+            rows += batch.num_rows
+            yield batch
+
+    # The batches go into the writer as they are parsed, never a whole day's table
+    # (24 MB more at the commit's peak for a brand-day of 8,000 locations).
     out = io.BytesIO()
     write_parquet(
-        table,
+        RecordBatchReader.from_batches(schema, counted()),
         out,
         compression=COMPRESSION,
         max_row_group_size=ROW_GROUP_ROWS,
         key_value_metadata={"wifi_export.sources": source} if source else None,
     )
-    return out.getvalue(), table.num_rows
+    if not rows:
+        return None, 0
+    return out.getvalue(), rows
 
 
 def arrow_schema() -> Schema:

@@ -164,6 +164,16 @@ def test_rebuild_takes_our_objects_only_and_deletes_an_emptied_day() -> None:
     assert TARGET not in store.objects
 
 
+def rebuild_six_days(store: MemoryStore) -> list[str]:
+    """Six days of one object each, rebuilt as one commit's batch; the partitions."""
+    days = [f"wifi/metrics/brand_id=5/dt=2023-06-0{d}/" for d in range(1, 7)]
+    for day in days:
+        store.put(day + f"{RUN}-w0-s0.json.gz", gz(LINE_A))
+    rows = parquet_table.rebuild_all(store, days, "wifi/metrics", "wifi/metrics_parquet", ours=ours)
+    assert sorted(rows.values()) == [1] * len(days)
+    return days
+
+
 def test_days_rebuilt_side_by_side_are_encoded_one_at_a_time_on_one_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -185,12 +195,7 @@ def test_days_rebuilt_side_by_side_are_encoded_one_at_a_time_on_one_thread(
             running[0] -= 1
 
     monkeypatch.setattr(parquet_table, "encode", watched)
-    store = MemoryStore()
-    days = [f"wifi/metrics/brand_id=5/dt=2023-06-0{d}/" for d in range(1, 7)]
-    for day in days:
-        store.put(day + f"{RUN}-w0-s0.json.gz", gz(LINE_A))
-    rows = parquet_table.rebuild_all(store, days, "wifi/metrics", "wifi/metrics_parquet", ours=ours)
-    assert sorted(rows.values()) == [1] * len(days)
+    days = rebuild_six_days(MemoryStore())
     assert running[1] == 1, "two days encoded at once"
     assert len(threads) == len(days) and set(threads) == {threads[0]}
     assert threads[0].startswith("parquet")
@@ -225,12 +230,7 @@ def test_days_rebuilt_side_by_side_hold_at_most_two_days_objects_at_once(
     trims: list[int] = []
     monkeypatch.setattr(parquet_table, "encode", watched)
     monkeypatch.setattr(parquet_table, "release_free_memory", lambda: trims.append(held[0]))
-    store = CountingStore()
-    days = [f"wifi/metrics/brand_id=5/dt=2023-06-0{d}/" for d in range(1, 7)]
-    for day in days:
-        store.put(day + f"{RUN}-w0-s0.json.gz", gz(LINE_A))
-    rows = parquet_table.rebuild_all(store, days, "wifi/metrics", "wifi/metrics_parquet", ours=ours)
-    assert sorted(rows.values()) == [1] * len(days)
+    days = rebuild_six_days(CountingStore())
     assert held == [0, parquet_table.READ_AHEAD_DAYS]
     # The free heap goes back before the first day and after each: the pool threads
     # that read the days keep what they freed in their own arenas otherwise.

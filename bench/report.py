@@ -126,7 +126,16 @@ PUTs). The CPU figures are the process's, the harness's share included."""
 
 
 def processtable(res: dict[str, Any]) -> str:
-    header = ["workload", "cores", "mode", "user s", "sys s", "minor faults", "context switches"]
+    header = [
+        "workload",
+        "cores",
+        "mode",
+        "user s",
+        "sys s",
+        "minor faults",
+        "context switches",
+        "AWS calls",
+    ]
     rows = []
     for w in res["workloads"]:
         for group, cores in (("modes", "2"), ("pinned", "1")):
@@ -146,7 +155,7 @@ def processtable(res: dict[str, Any]) -> str:
                         fmt(sum(calls.values()) if calls else m.get("s3_requests", 0)),
                     ]
                 )
-    return table([*header, "AWS calls"], rows)
+    return table(header, rows)
 
 
 def _spread(value: float | None, low_high: list[float] | None) -> str:

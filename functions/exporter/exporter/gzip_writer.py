@@ -18,10 +18,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Final
 
-try:
-    from zlib_ng import zlib_ng as zlib
-except ImportError:  # pragma: no cover - the layer ships zlib-ng; stdlib zlib is the same format
-    import zlib  # type: ignore[no-redef]
+from exporter.zlibs import zlib
 
 GZIP_LEVEL: Final[int] = 5
 _GZIP_WBITS: Final[int] = 31  # 16 + 15: a gzip header and trailer around raw deflate

@@ -26,11 +26,7 @@ from exporter.memory import release_free_memory
 from exporter.ports import ObjectStore
 from exporter.run.parallel import each_at_once
 from exporter.schema import COLUMNS
-
-try:
-    from zlib_ng import gzip_ng as gzip
-except ImportError:  # pragma: no cover - the layer ships zlib-ng; stdlib gzip reads the same
-    import gzip  # type: ignore[no-redef]
+from exporter.zlibs import gzip
 
 if TYPE_CHECKING:  # the library is imported lazily (see the module's docstring)
     from arro3.core import DataType, RecordBatch, Schema
@@ -106,10 +102,8 @@ def rebuild(store: ObjectStore, partition: str, target: str, *, ours: Callable[[
     for _ in range(_ATTEMPTS):
         with _reading:
             # One by one: partitions are rebuilt side by side on the shared pool already.
-            bodies = [store.get(key) for key in sorted(versions)]
             # An object deleted since the listing is gone from the partition too.
-            read = [body for body in bodies if body is not None]
-            del bodies
+            read = [b for key in sorted(versions) if (b := store.get(key)) is not None]
             body, rows = _encode_on_one_thread(read, json_codec.dumps(versions).decode())
             complete = len(read) == len(versions)
             del read

@@ -31,13 +31,7 @@ from exporter.json_codec import dumps
 from exporter.lake.sums import DIGEST_MASK, add_sums
 from exporter.location_record import Identity, Metric
 from exporter.schema import METRIC_COLUMNS
-
-try:
-    # The same CRC-32 as zlib's (the digests stay those of earlier runs), folded
-    # with carry-less multiplies: a third of zlib's CPU on a run's lines.
-    from zlib_ng.zlib_ng import crc32
-except ImportError:  # pragma: no cover - the layer ships zlib-ng
-    from zlib import crc32
+from exporter.zlibs import crc32
 
 # A known metric's API name -> its text before the value in a line: `,"visits":`.
 _PIECE: Final = {api: f',"{column}":' for api, column in METRIC_COLUMNS}

@@ -10,6 +10,9 @@ work itself, imports excluded (`work_s`), to OUT.json.
 * ``raw-gzip``: ``bare`` + stdlib gzip level 6 of each raw page + one S3 put per page.
 * ``exporter``: the real handler: an on-demand invoke, then the queue drained
   like Lambda's event source mapping; the run's manifest and notification read back.
+* ``json-only``: ``exporter`` with its Parquet twin turned off (`PARQUET_ENABLED=false`),
+  into a table and state of its own (`JSON_ONLY_PREFIX`): what the twin costs is
+  the difference (docs/performance.md).
   The CPU this process spends playing Lambda's part (its own boto3 session, the
   event source mapping's receives and deletes, the checks afterwards) is measured
   on the main thread, where all of it runs, and written as `harness_cpu_s`.
@@ -28,6 +31,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 EXPORTER_DIR = ROOT / "functions" / "exporter"
 AUDIENCE = "https://gql.analytiks.ai"
+# `json-only` exports the same brand into its own table and ledger: its commits
+# must not replace the objects of the `exporter` runs measured around it.
+JSON_ONLY_PREFIX = "bench-json-only"
 # The fake (like the real API) puts the cursor first: read it without parsing the page.
 _CURSOR_RE = re.compile(rb'^\{"cursor":(?:null|"([^"\\]*)")')
 
@@ -172,6 +178,20 @@ def run_selection(spec: dict[str, Any]) -> dict[str, Any]:
     return run_exporter(twin, {"locations": location_ids(brand, spec["locations"])})
 
 
+def run_json_only(spec: dict[str, Any]) -> dict[str, Any]:
+    """The exporter as deployed with `EnableParquet=false`: the JSON table only."""
+    import os  # noqa: PLC0415
+
+    state_prefix = f"{JSON_ONLY_PREFIX}/_exports"
+    # Read when the handler builds its settings, on its first invocation.
+    os.environ.update(
+        PARQUET_ENABLED="false",
+        DATA_PREFIX=f"{JSON_ONLY_PREFIX}/metrics",
+        STATE_PREFIX=state_prefix,
+    )
+    return run_exporter({**spec, "state_prefix": state_prefix})
+
+
 def run_exporter(spec: dict[str, Any], selector: dict[str, Any] | None = None) -> dict[str, Any]:
     sys.path.insert(0, str(EXPORTER_DIR))
     import boto3  # noqa: PLC0415
@@ -272,6 +292,7 @@ MODES = {
     "bare": run_bare,
     "raw-gzip": run_raw_gzip,
     "exporter": run_exporter,
+    "json-only": run_json_only,
     "selection": run_selection,
 }
 

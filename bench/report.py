@@ -37,6 +37,10 @@ bench.child MODE`):
   on-demand invoke (plans and enqueues the windows), then
   `local.harness.drain` delivers the queue's messages the way Lambda's event
   source mapping does (walk, stage, commit, notify). Logs at WARNING, tracing off.
+* **json-only** (2,000 locations): the exporter as deployed with
+  `EnableParquet=false`, the JSON table only, into a table and ledger of its
+  own (same brand, same pages): the exporter's figures less these are what
+  its Parquet twin costs a run.
 
 Wall time runs from the fork of the child process to the end of its job (so it
 includes interpreter start and imports, as a cold Lambda pays them, but not the

@@ -57,7 +57,11 @@ BUCKET = "wifi-export-bench"
 MODES = ("bare", "raw-gzip", "exporter")
 # Also measured pinned to one core (PINNED_CPU), as Lambda at 1,769 MB runs them: one vCPU.
 PINNED_CPU = 0
-WITH_SELECTION = (*MODES, "selection")
+# The exporter without its Parquet twin (bench/child.py), on one core too: the
+# difference is what the twin costs a run.
+JSON_ONLY = "json-only"
+PINNED_MODES = (*MODES, JSON_ONLY)
+WITH_SELECTION = (*MODES, JSON_ONLY, "selection")
 SELECTION_BRAND_OFFSET = 100  # the same locations chosen by id (v1, 40 batches)
 
 
@@ -216,7 +220,7 @@ class Bench:
             # leave a committed selection behind, so every measured one replaces one.
             self.child("selection", w)
         runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in w.modes}
-        one_core = tuple(m for m in MODES if m in w.modes)
+        one_core = tuple(m for m in PINNED_MODES if m in w.modes)
         pinned: dict[str, list[dict[str, Any]]] = {mode: [] for mode in one_core}
         for rep in range(reps):
             # Interleaved, and rotated so no mode always runs first after a pause.

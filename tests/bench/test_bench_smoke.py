@@ -63,9 +63,9 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert results["duration_s"] > 0
 
     [workload] = results["workloads"]
-    assert set(workload["modes"]) == {"bare", "raw-gzip", "exporter", "selection"}
+    assert set(workload["modes"]) == {"bare", "raw-gzip", "exporter", "json-only", "selection"}
     # The same pinned to one core, as Lambda at 1,769 MB runs it.
-    assert set(workload["pinned"]) == {"bare", "raw-gzip", "exporter"}
+    assert set(workload["pinned"]) == {"bare", "raw-gzip", "exporter", "json-only"}
     assert workload["pinned"]["exporter"]["status"] == "succeeded"
     assert workload["pinned"]["exporter"]["wall_vs_raw_gzip"] > 0
     for mode, figures in workload["modes"].items():
@@ -132,6 +132,21 @@ def test_bench_smoke(tmp_path: Path) -> None:
     )
     assert selection["api_calls"] == selection["pages"] == workload["expected_pages"]
     assert selection["wall_vs_exporter"] > 0
+
+    # The exporter without its Parquet twin: the same rows into a table of its own,
+    # and no Parquet object written (the exporter writes one more per day).
+    json_only = workload["modes"]["json-only"]
+    assert json_only["status"] == "succeeded" and json_only["rows"] == expected
+    assert json_only["objects_written"] == exporter["objects_written"]
+    parquet_puts = workload["days"]  # one Parquet object per day rebuilt
+    assert json_only["s3_by_operation"]["PutObject"] < exporter["s3_by_operation"]["PutObject"]
+    assert "GetObject" not in json_only["s3_by_operation"] or (
+        json_only["s3_by_operation"]["GetObject"]
+        <= exporter["s3_by_operation"]["GetObject"] - parquet_puts
+    )
+    assert json_only["cpu_vs_raw_gzip"] > 0 and json_only["cpu_vs_exporter"] > 0
+    assert workload["pinned"]["json-only"]["cpu_vs_raw_gzip"] > 0
+    assert f"| {workload['name']} | json-only |" in markdown
 
     size = results["output_size"]
     assert size["rows"] == expected

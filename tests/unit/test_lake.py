@@ -236,18 +236,53 @@ def test_the_schedule_reports_each_brands_freshness_before_its_runs(
     assert {d["time_basis"] for d in found if "brand_id" in d} == {"utc"}
 
 
-def test_two_commits_of_one_month_side_by_side_both_land() -> None:
-    """The second writer's conditional write fails on the first's, reads again, and
-    adds its days: nothing is lost, and its changes are counted on the fresh read."""
+def commit(store: MemoryStore, run_id: str, day: date, visits: int) -> Any:
+    """`record_commit` of one run of brand 1 and one day: `page(visits)`'s sums."""
     from exporter.lake.commit import record_commit  # noqa: PLC0415
     from exporter.run.counters import Counters  # noqa: PLC0415
     from exporter.run.records import RunPlan, StagedObject, StepRecord  # noqa: PLC0415
 
-    def commit(store: MemoryStore, run_id: str, day: date, visits: int) -> Any:
-        plan = RunPlan(run_id, 1, day, day, "utc", "on-demand", "t", windows=())
-        staged = StagedObject(day.isoformat(), "k", 2, 1, sums_of(page(visits)))
-        step = StepRecord(0, 0, "a", None, (staged,), Counters(), "t")
-        return record_commit(store, "st", plan, [step], WHOLE, committed_at=run_id)
+    plan = RunPlan(run_id, 1, day, day, "utc", "on-demand", "t", windows=())
+    staged = StagedObject(day.isoformat(), "k", 2, 1, sums_of(page(visits)))
+    step = StepRecord(0, 0, "a", None, (staged,), Counters(), "t")
+    return record_commit(store, "st", plan, [step], WHOLE, committed_at=run_id)
+
+
+def test_a_commit_decodes_only_its_own_days_of_the_month() -> None:
+    """The month's other days are written back as the text they were read as: a
+    nightly commit does not parse and rebuild every location of 30 days."""
+    store = MemoryStore()
+    assert commit(store, OLD, DAY, 5) is None
+    key = lake.month_key("st", 1, "utc", "2023-06", "sums")
+    first = json.loads(store.get(key) or b"")["days"]["2023-06-01"]
+    # Another day, spelled as no encoder of ours would write it, and a member this
+    # version does not know: both must come back byte for byte.
+    other = b'{ "runs": ["x"],  "locations": {"9": [1, 1, 1, 1, 0]}, "seq": 7 }'
+    store.put(
+        key,
+        b'{"v":1,"note":{"kept": true},"days":{"2023-06-01":%s,"2023-06-02":%s}}'
+        % (json.dumps(first).encode(), other),
+    )
+    assert commit(store, NEW, DAY, 9) == {"days": {"2023-06-01": {"locations": 1, "visits": 4}}}
+    written = store.get(key) or b""
+    assert b'"2023-06-02":' + other in written and b'"note":{"kept": true}' in written
+    doc = json.loads(written)
+    assert doc["days"]["2023-06-01"]["runs"] == [NEW] and doc["days"]["2023-06-01"]["seq"] == 2
+    calendar = lake.read_days(store, "st", 1, "utc", (DAY, DAY))
+    assert calendar["2023-06-01"]["runId"] == NEW and calendar["2023-06-01"]["seq"] == 2
+
+
+def test_a_month_object_that_is_not_a_json_object_fails_the_update_clearly() -> None:
+    store = MemoryStore()
+    key = lake.month_key("st", 1, "utc", "2023-06", "sums")
+    store.put(key, b"[1, 2]")
+    with pytest.raises(json_codec.JSONDecodeError, match="object"):
+        commit(store, NEW, DAY, 5)
+
+
+def test_two_commits_of_one_month_side_by_side_both_land() -> None:
+    """The second writer's conditional write fails on the first's, reads again, and
+    adds its days: nothing is lost, and its changes are counted on the fresh read."""
 
     class Racing(MemoryStore):
         raced = False

@@ -42,31 +42,29 @@ def record_commit(
     all_days = [d.isoformat() for d in days_of(plan.first_day, plan.last_day)]
     for month in lake.months_of(plan.first_day, plan.last_day):
         days = [dt for dt in all_days if dt.startswith(month)]
-        after: dict[str, DaySums] = {}
+        # Per day, of the attempt that is written (update_days may retry): what
+        # the run changed and the day's calendar record. A day's sums are
+        # dropped as soon as its record is made, not held for the whole month.
         found: dict[str, Change] = {}
+        records: dict[str, dict[str, Any]] = {}
 
         def replace(
-            doc: dict[str, Any],
-            days: list[str] = days,
-            after: dict[str, DaySums] = after,
+            dt: str,
+            raw: dict[str, Any] | None,
             found: dict[str, Change] = found,
-        ) -> None:
-            found.clear()  # only the attempt that is written counts (update may retry)
-            for dt in days:
-                raw = doc["days"].get(dt)
-                old = None if raw is None else DaySums.from_dict(raw)
-                day, change = replace_day(old, plan.run_id, new.get(dt, {}), coverage.covers(dt))
-                doc["days"][dt] = day.to_dict()
-                after[dt] = day
-                if change is not None:
-                    found[dt] = change
+            records: dict[str, dict[str, Any]] = records,
+        ) -> dict[str, Any]:
+            old = None if raw is None else DaySums.from_dict(raw)
+            day, change = replace_day(old, plan.run_id, new.get(dt, {}), coverage.covers(dt))
+            found.pop(dt, None)
+            if change is not None:
+                found[dt] = change
+            records[dt] = _calendar_day(plan, coverage, dt, day, committed_at)
+            return day.to_dict()
 
         key = lake.month_key(state_prefix, plan.brand_id, plan.basis, month, "sums")
-        lake.update(store, key, replace)
+        lake.update_days(store, key, days, replace)
         changes.update(found)
-        records = {
-            dt: _calendar_day(plan, coverage, dt, day, committed_at) for dt, day in after.items()
-        }
 
         def calendar(
             doc: dict[str, Any], records: dict[str, Any] = records, month: str = month

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bench import parquet, scale_report
+from bench import lake_month, parquet, scale_report
 from bench.common import fmt, table
 
 NOTES_START, NOTES_END = "<!-- notes:start -->", "<!-- notes:end -->"
@@ -299,6 +299,7 @@ def render(res: dict[str, Any], notes: str, scale: str | None = None) -> str:
                 "## Targets\n\n" + targetstable(res),
                 details(res),
                 *([parquet.section(res["parquet"])] if res.get("parquet") else []),
+                *([lake_month.section(res["lake_month"])] if res.get("lake_month") else []),
                 machine(res),
                 *([scale] if scale else []),
             ]

@@ -27,7 +27,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import parquet, report
+from bench import lake_month, parquet, report
 from bench.common import (
     EXPORTER_DIR,
     PY,
@@ -376,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
                     results["output_size"] = bench.output_size(newest["data_keys"])
             results["fake_api_counters"] = bench.fake_counters()
             results["parquet"] = parquet.measure(args.smoke)  # bench/parquet.py
+            results["lake_month"] = lake_month.measure(args.smoke)  # bench/lake_month.py
         finally:
             procs.close()
     for wl in results["workloads"]:

@@ -167,6 +167,12 @@ def test_bench_smoke(tmp_path: Path) -> None:
         results["parquet"]["parquet_bytes"] > 0 and results["parquet"]["parquet_commit_cpu_s"] > 0
     )
     assert "## Parquet table" in markdown
+    # bench/lake_month.py: a nightly commit into a month's sums, both ways, measured.
+    month = results["lake_month"]
+    assert month["document_bytes"] > 0 and month["days"] == 3
+    for mode in ("per-day", "whole"):
+        assert month[mode]["cpu_s"] > 0 and month[mode]["peak_rise_mb"] >= 0, mode
+    assert "## A month's sums, a day at a time" in markdown
     assert markdown.count(scale) == 1 and "old generated text" not in markdown
     assert "<!-- notes:start -->" in markdown and "<!-- notes:end -->" in markdown
 

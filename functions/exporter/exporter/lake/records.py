@@ -92,9 +92,9 @@ def update_days(
 
     def change_days(doc: dict[str, Any]) -> None:
         found = doc["days"]  # {} in a new object, else the days' text
-        month: dict[str, Any] = found
-        if not isinstance(found, dict):
-            month = json_codec.loads_members(found)
+        month: dict[str, Any] = (
+            found if isinstance(found, dict) else json_codec.loads_members(found)
+        )
         for dt in days:
             text = month.get(dt)
             month[dt] = change(dt, None if text is None else json_codec.loads_raw(text))
